@@ -1,0 +1,38 @@
+# chainabs: `make run` (the demo on the embedded chain) and `make test` (the whole suite) set
+# themselves up; every other target is optional.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP_PY  := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test build node soak bench clean
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/chainabs deploy
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+build: setup
+	$(BIN)/chainabs build
+
+node: setup
+	node_modules/.bin/anvil --host 127.0.0.1 --port 8545
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {LoanToken} from "./LoanToken.sol";
+
+/// @title LoanPool
+/// @notice The special-purpose vehicle's loan book: it commits to a loan tape (Merkle root,
+///         loan count, total outstanding and principal units), then buys the loans as tokens,
+///         in batches whose size the originator chooses, until every committed loan is minted.
+contract LoanPool is AccessControl {
+    /// @notice Commits the tape and mints the loans.
+    bytes32 public constant ORIGINATOR_ROLE = keccak256("ORIGINATOR_ROLE");
+
+    /// @notice The loan token registry this pool mints into.
+    LoanToken public immutable loanToken;
+    /// @notice ISO 4217 currency of every loan in the pool.
+    string public currency;
+    /// @notice Human name of the pool.
+    string public name;
+
+    /// @notice Merkle root over the pool's loan leaves (OpenZeppelin StandardMerkleTree layout).
+    bytes32 public loanRoot;
+    /// @notice Number of loans committed.
+    uint64 public loanCount;
+    /// @notice Number of loans minted so far.
+    uint64 public mintedCount;
+    /// @notice Sum of the committed loans' outstanding units (pool shares applied).
+    uint128 public outstandingUnits;
+    /// @notice Sum of the committed loans' principal units (pool shares applied).
+    uint128 public principalUnits;
+
+    /// @notice The tape is already committed.
+    error TapeAlreadyCommitted(bytes32 root);
+    /// @notice The tape commitment is empty or inconsistent.
+    error InvalidTapeCommitment();
+    /// @notice No tape has been committed yet.
+    error TapeNotCommitted();
+    /// @notice Minting this batch would exceed the committed loan count.
+    error TooManyLoans(uint256 minted, uint256 batch, uint256 committed);
+
+    /// @notice The pool committed to its loan tape.
+    event TapeCommitted(bytes32 indexed root, uint64 loanCount, uint128 outstandingUnits, uint128 principalUnits);
+    /// @notice A batch of committed loans was minted into the pool.
+    event LoansMinted(bytes32 indexed root, uint64 firstIndex, uint64 count, uint64 mintedCount);
+    /// @notice Every committed loan is minted.
+    event PoolFilled(bytes32 indexed root, uint64 loanCount, uint128 outstandingUnits);
+
+    /// @param token_ the loan token registry (this pool needs its MINTER_ROLE to mint).
+    /// @param admin receives DEFAULT_ADMIN_ROLE.
+    /// @param originator receives ORIGINATOR_ROLE.
+    /// @param name_ the pool's name.
+    /// @param currency_ the pool's currency code.
+    constructor(LoanToken token_, address admin, address originator, string memory name_, string memory currency_) {
+        loanToken = token_;
+        name = name_;
+        currency = currency_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ORIGINATOR_ROLE, originator);
+    }
+
+    /// @notice Commit to the loan tape before any loan is minted. Only once.
+    /// @param root Merkle root over the loans' leaves.
+    /// @param count number of loans.
+    /// @param outstanding total outstanding units.
+    /// @param principal total principal units.
+    function commitTape(bytes32 root, uint64 count, uint128 outstanding, uint128 principal)
+        external
+        onlyRole(ORIGINATOR_ROLE)
+    {
+        if (loanRoot != bytes32(0)) revert TapeAlreadyCommitted(loanRoot);
+        if (root == bytes32(0) || count == 0 || outstanding == 0 || outstanding > principal) {
+            revert InvalidTapeCommitment();
+        }
+        loanRoot = root;
+        loanCount = count;
+        outstandingUnits = outstanding;
+        principalUnits = principal;
+        emit TapeCommitted(root, count, outstanding, principal);
+    }
+
+    /// @notice Mint the next batch of committed loans into this pool (a true sale).
+    /// @param packedIds loan ids, each a length byte then its bytes.
+    /// @param loanHashes the loans' TAPE.md loan hashes, in the same order.
+    function mintLoans(bytes calldata packedIds, bytes32[] calldata loanHashes) external onlyRole(ORIGINATOR_ROLE) {
+        bytes32 root = loanRoot;
+        if (root == bytes32(0)) revert TapeNotCommitted();
+        uint64 first = mintedCount;
+        uint64 n = uint64(loanHashes.length);
+        if (uint256(first) + n > loanCount) revert TooManyLoans(first, n, loanCount);
+        uint64 minted = first + n;
+        mintedCount = minted;
+        emit LoansMinted(root, first, n, minted);
+        if (minted == loanCount) emit PoolFilled(root, minted, outstandingUnits);
+        loanToken.mintBatch(address(this), packedIds, loanHashes);
+    }
+
+    /// @notice Whether every committed loan has been minted.
+    function filled() external view returns (bool) {
+        return loanRoot != bytes32(0) && mintedCount == loanCount;
+    }
+
+    /// @notice Check a loan's leaf against the pool's root. Anyone may call.
+    /// @param leaf keccak256(bytes.concat(loan_hash)).
+    /// @param proof the Merkle proof from the chainabs service or the tape.
+    function verifyLoan(bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
+        return MerkleProof.verifyCalldata(proof, loanRoot, leaf);
+    }
+}

@@ -1,0 +1,67 @@
+"""The `chainabs` command: global options, subcommands, and the one place errors become sentences.
+
+Each subcommand lives in chainabs/commands/<name>.py and exposes `register(subparsers)`, which adds
+its parser and sets `func` to a callable taking the parsed arguments and returning an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from chainabs.errors import ChainabsError, TapeError
+
+COMMAND_MODULES = (
+    "build",
+    "deploy",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chainabs", description=__doc__)
+    parser.add_argument("--rpc", metavar="URL", default=None,
+                        help="JSON-RPC node URL (default: the embedded eth-tester chain)")
+    parser.add_argument("--data-dir", metavar="DIR", default=None,
+                        help="where state lives (default: $CHAINABS_DATA_DIR or ./.chainabs)")
+    parser.add_argument("--deployment", metavar="FILE", default=None,
+                        help="deployment manifest to act on")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"chainabs.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except TapeError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "errors": [e.as_dict() for e in exc.errors]}))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ChainabsError as exc:
+        if args.debug:
+            raise
+        if args.json:
+            print(json.dumps({"error": str(exc)}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

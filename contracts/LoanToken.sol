@@ -11,6 +11,14 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 ///         (TAPE.md commitments) beside the token ids, and the pool that receives them records
 ///         the Merkle root over the same loans.
 contract LoanToken is ERC721, AccessControl {
+    /// @dev Storage slot of OpenZeppelin ERC721's private `_owners` mapping in this contract.
+    uint256 private constant OWNERS_SLOT = 2;
+    /// @dev keccak256("Transfer(address,address,uint256)").
+    bytes32 private constant TRANSFER_SIG = 0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef;
+
+    /// @dev keccak256("LoansCommitted(address,uint256[],bytes32[])").
+    bytes32 private constant COMMITTED_SIG = 0xdd5d067b732c1eb4c15f5ce36609dec1b67398adb29b4c7192379e0fcb498246;
+
     /// @notice Held by pool contracts, which mint the loans they buy.
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
@@ -51,32 +59,78 @@ contract LoanToken is ERC721, AccessControl {
     }
 
     /// @notice Mint a batch of loans to `to` (the buying pool). The caller chooses the size.
+    /// @dev The loop is hand-written: it writes OpenZeppelin ERC721's `_owners` mapping (storage
+    ///      slot OWNERS_SLOT, checked against the compiler's storage layout by the tests) and
+    ///      emits the standard Transfer event per token, then adds the batch to the receiver's
+    ///      balance once. That keeps a loan at one fresh storage slot plus its event and calldata,
+    ///      and keeps py-evm's per-opcode cost low.
     /// @param to the receiving pool.
-    /// @param packedIds the loan ids, each as one length byte followed by its UTF-8 bytes.
+    /// @param packedIds the loan ids, each as one length byte (1-64) followed by its bytes.
     /// @param loanHashes the loan hash of each loan, in the same order.
-    /// @return tokenIds the minted token ids, in order.
     function mintBatch(address to, bytes calldata packedIds, bytes32[] calldata loanHashes)
         external
         onlyRole(MINTER_ROLE)
-        returns (uint256[] memory tokenIds)
     {
         uint256 count = loanHashes.length;
         if (count == 0) revert EmptyBatch();
-        tokenIds = new uint256[](count);
-        uint256 offset;
-        uint256 end = packedIds.length;
-        for (uint256 i; i < count; ++i) {
-            if (offset >= end) revert BatchLengthMismatch(i, count);
-            uint256 len = uint8(packedIds[offset]);
-            uint256 start = offset + 1;
-            offset = start + len;
-            if (len == 0 || offset > end) revert MalformedLoanIds(start - 1);
-            uint256 tokenId = uint256(keccak256(packedIds[start:offset]));
-            if (_update(to, tokenId, address(0)) != address(0)) revert LoanAlreadyTokenised(tokenId);
-            tokenIds[i] = tokenId;
+        if (to == address(0)) revert ERC721InvalidReceiver(address(0));
+        uint256 failure; // 0 ok, 1 malformed ids at `detail`, 2 duplicate token `detail`
+        uint256 detail;
+        assembly ("memory-safe") {
+            // The LoansCommitted event data is laid out in free memory as it is built:
+            // abi.encode(uint256[] tokenIds, bytes32[] loanHashes).
+            let data := mload(0x40)
+            let idsBytes := shl(5, count)
+            mstore(data, 0x40)
+            mstore(add(data, 0x20), add(0x60, idsBytes))
+            mstore(add(data, 0x40), count)
+            let out := add(data, 0x60)
+            let outEnd := add(out, idsBytes)
+            mstore(outEnd, count)
+            calldatacopy(add(outEnd, 0x20), loanHashes.offset, idsBytes)
+            let dataEnd := add(add(outEnd, 0x20), idsBytes)
+            let scratch := dataEnd
+            let ptr := packedIds.offset
+            let end := add(ptr, packedIds.length)
+            for {} lt(out, outEnd) { out := add(out, 0x20) } {
+                if iszero(lt(ptr, end)) {
+                    failure := 1
+                    detail := sub(ptr, packedIds.offset)
+                    break
+                }
+                let len := shr(248, calldataload(ptr))
+                let start := add(ptr, 1)
+                ptr := add(start, len)
+                if or(or(iszero(len), gt(len, 64)), gt(ptr, end)) {
+                    failure := 1
+                    detail := sub(sub(start, 1), packedIds.offset)
+                    break
+                }
+                calldatacopy(scratch, start, len)
+                let tokenId := keccak256(scratch, len)
+                mstore(0x00, tokenId)
+                mstore(0x20, OWNERS_SLOT)
+                let slot := keccak256(0x00, 0x40)
+                if sload(slot) {
+                    failure := 2
+                    detail := tokenId
+                    break
+                }
+                sstore(slot, to)
+                log4(0, 0, TRANSFER_SIG, 0, to, tokenId)
+                mstore(out, tokenId)
+            }
+            if and(iszero(failure), iszero(eq(ptr, end))) {
+                failure := 1
+                detail := sub(ptr, packedIds.offset)
+            }
+            if iszero(failure) {
+                log2(data, sub(dataEnd, data), COMMITTED_SIG, to)
+            }
         }
-        if (offset != end) revert MalformedLoanIds(offset);
-        emit LoansCommitted(to, tokenIds, loanHashes);
+        if (failure == 1) revert MalformedLoanIds(detail);
+        if (failure == 2) revert LoanAlreadyTokenised(detail);
+        _increaseBalance(to, uint128(count));
     }
 
     /// @inheritdoc ERC721

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -32,6 +33,7 @@ from web3.types import TxReceipt
 
 from chainabs.build import artifact_names, load_artifact
 from chainabs.errors import ChainError, ContractRevert, RpcError, WrongChain
+from chainabs.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,6 @@ class Chain:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.chain_id = self._rpc(lambda: w3.eth.chain_id)
-        self.on_sent: list[Callable[[bytes], None]] = []
 
     # accounts
     @property
@@ -195,8 +196,13 @@ class Chain:
         with lock:
             yield
 
-    def send(self, fn: Any, *, sender: str | None = None, value: int = 0, gas: int | None = None) -> Sent:
-        """Sign and send a contract call or constructor; wait for the receipt; raise on revert."""
+    def send(self, fn: Any, *, sender: str | None = None, value: int = 0, gas: int | None = None,
+             logs: bool = True) -> Sent:
+        """Sign and send a contract call or constructor; wait for the receipt; raise on revert.
+
+        `logs=False` lets a backend skip decoding the receipt's logs (bulk minting emits
+        thousands); the receipt then has status, gas, block and hash only.
+        """
         account = self.signer(sender)
         with self._account_lock(account.address):
             tx: dict[str, Any] = {"from": account.address, "value": value, "chainId": self.chain_id, **self.fees()}
@@ -207,9 +213,8 @@ class Chain:
             built = fn.build_transaction(tx)
             raw = account.sign_transaction(built).raw_transaction
             tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
-            for hook in self.on_sent:
-                hook(bytes(raw))
-        receipt = self.wait(tx_hash)
+            receipt = self.wait(tx_hash) if logs else self._light_receipt(tx_hash)
+            self._mined(bytes(raw), receipt)
         if receipt["status"] != 1:
             raise self._replay_revert(built, receipt)
         return Sent(receipt)
@@ -221,6 +226,12 @@ class Chain:
         except ContractLogicError as exc:
             raise _revert_from(exc) from None
         return int(estimate * 1.2) + 10_000
+
+    def _mined(self, raw: bytes, receipt: TxReceipt) -> None:
+        """Called with every mined transaction, before its sender is told."""
+
+    def _light_receipt(self, tx_hash: bytes) -> TxReceipt:
+        return self.wait(tx_hash)
 
     def wait(self, tx_hash: bytes, timeout: float = 120.0) -> TxReceipt:
         try:
@@ -284,7 +295,8 @@ def _call_fees_middleware(backend: Any) -> type:
 class EmbeddedChain(Chain):
     """eth-tester's in-process py-evm chain with funded dev accounts."""
 
-    def __init__(self, *, accounts: int = EMBEDDED_ACCOUNTS, gas_limit: int = EMBEDDED_GAS_LIMIT) -> None:
+    def __init__(self, *, accounts: int = EMBEDDED_ACCOUNTS, gas_limit: int = EMBEDDED_GAS_LIMIT,
+                 state_dir: str | os.PathLike[str] | None = None) -> None:
         from eth_tester import EthereumTester, PyEVMBackend
         from eth_tester.backends.pyevm.main import get_default_account_keys
         from web3 import EthereumTesterProvider
@@ -294,13 +306,58 @@ class EmbeddedChain(Chain):
             k.public_key.to_canonical_address(): {"balance": EMBEDDED_BALANCE, "storage": {}, "code": b"", "nonce": 0}
             for k in keys
         }
-        params = PyEVMBackend.generate_genesis_params(overrides={"gas_limit": gas_limit})
+        self.journal = Journal(Path(state_dir)) if state_dir is not None else None
+        overrides: dict[str, Any] = {"gas_limit": gas_limit}
+        if self.journal is not None:
+            overrides["timestamp"] = self.journal.genesis_timestamp
+        params = PyEVMBackend.generate_genesis_params(overrides=overrides)
         self.backend = PyEVMBackend(genesis_parameters=params, genesis_state=genesis_state)
         self.tester = EthereumTester(backend=self.backend)
         w3 = Web3(EthereumTesterProvider(self.tester))
         w3.middleware_onion.add(_call_fees_middleware(self.backend), name="call_fees")
         super().__init__(w3, [Account.from_key(k.to_bytes()) for k in keys])
         self.gas_limit = gas_limit
+        if self.journal is not None:
+            self.replayed = self._replay()
+
+    def _set_next_timestamp(self, timestamp: int) -> None:
+        chain = self.backend.chain
+        chain.header = chain.header.copy(timestamp=timestamp)
+
+    def _replay(self) -> int:
+        assert self.journal is not None
+        count = 0
+        for record in self.journal.records():
+            self._set_next_timestamp(record.timestamp)
+            if record.kind == b"M":
+                self.backend.mine_blocks(1)
+            else:
+                self.w3.eth.send_raw_transaction(record.payload)
+            count += 1
+        log.info("replayed %d journal records from %s", count, self.journal.path)
+        return count
+
+    def _light_receipt(self, tx_hash: bytes) -> TxReceipt:
+        """Status and gas straight from py-evm, without formatting thousands of logs."""
+        chain = self.backend.chain
+        block_number, index = chain.chaindb.get_transaction_index(bytes(tx_hash))
+        header = chain.get_canonical_block_header_by_number(block_number)
+        receipts = chain.chaindb.get_receipts(header, chain.get_vm_class(header).get_receipt_builder())
+        before = receipts[index - 1].gas_used if index else 0
+        receipt = receipts[index]
+        return TxReceipt({  # type: ignore[typeddict-item]
+            "status": 1 if receipt.state_root == b"\x01" else 0,
+            "gasUsed": receipt.gas_used - before,
+            "blockNumber": block_number,
+            "transactionHash": bytes(tx_hash),
+            "contractAddress": None,
+            "logs": [],
+        })
+
+    def _mined(self, raw: bytes, receipt: TxReceipt) -> None:
+        if self.journal is not None:
+            block = self.backend.chain.get_canonical_block_header_by_number(int(receipt["blockNumber"]))
+            self.journal.append(b"T", int(block.timestamp), raw)
 
     def _gas_for(self, fn: Any, tx: dict[str, Any]) -> int:
         """py-evm estimates by binary search (about twenty executions): simulate once instead,
@@ -324,7 +381,15 @@ class EmbeddedChain(Chain):
         self.tester.revert_to_snapshot(snapshot_id)
 
     def mine(self, blocks: int = 1) -> None:
-        self.tester.mine_blocks(blocks)
+        for _ in range(blocks):
+            self.tester.mine_blocks(1)
+            if self.journal is not None:
+                self.journal.append(b"M", int(self.backend.chain.get_canonical_head().timestamp))
+
+    def time_travel(self, timestamp: int) -> None:
+        """Move the chain's clock forward: the next block is at `timestamp` (mines one block)."""
+        self._set_next_timestamp(timestamp - 1)
+        self.mine(1)
 
 
 class RpcChain(Chain):

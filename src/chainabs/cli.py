@@ -18,6 +18,8 @@ from chainabs.errors import ChainabsError, TapeError
 COMMAND_MODULES = (
     "build",
     "deploy",
+    "pool",
+    "tape",
 )
 
 

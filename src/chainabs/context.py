@@ -1,0 +1,52 @@
+"""Where a command runs: the data dir, the chain (embedded and durable, or a node) and the
+chain-wide deployment (loan token registry and settlement token)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from chainabs.chain import Chain, EmbeddedChain, RpcChain
+from chainabs.deploy import Manifest, deploy_core
+from chainabs.errors import DeploymentError
+
+DATA_DIR_ENV = "CHAINABS_DATA_DIR"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+    path = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ".chainabs")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class Context:
+    data_dir: Path
+    chain: Chain
+    core: Manifest
+    manifest_path: Path
+
+
+def open_context(*, rpc: str | None = None, data_dir: str | os.PathLike[str] | None = None,
+                 deployment: str | os.PathLike[str] | None = None, create: bool = True) -> Context:
+    """Open the chain and its core deployment, deploying the core contracts on first use."""
+    root = resolve_data_dir(data_dir)
+    if rpc is None:
+        chain: Chain = EmbeddedChain(state_dir=root / "chain")
+    else:
+        chain = RpcChain(rpc)
+    path = Path(deployment) if deployment else root / f"deployment-{chain.chain_id}.json"
+    if path.exists():
+        core = Manifest.read(path)
+        if core.chain_id != chain.chain_id:
+            raise DeploymentError(f"{path} is for chain {core.chain_id}, but the node is chain {chain.chain_id}")
+        missing = [n for n, a in core.contracts.items() if not bytes(chain.w3.eth.get_code(a))]
+        if missing:
+            raise DeploymentError(f"{path}: no code on chain for {', '.join(missing)}; wrong node or a reset chain?")
+    elif create:
+        core = deploy_core(chain)
+        core.write(path)
+    else:
+        raise DeploymentError(f"no deployment at {path}: run `chainabs deploy` first")
+    return Context(data_dir=root, chain=chain, core=core, manifest_path=path)

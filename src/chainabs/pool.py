@@ -1,0 +1,363 @@
+"""Tokenise a loan tape: validate, apply eligibility, commit, mint in batches, resume.
+
+A pool's off-chain state lives in its own folder of the data dir: the secret salt (mode 0600,
+never printed), `pool.json` (address, root, progress), `loans.json` (each pooled loan's
+committed values, with the borrower hash instead of the reference) and `tree.json` (the
+Merkle tree), so that proofs can be served later without the tape. Minting is resumable at
+any point: the chain's `mintedCount` says how far it got, and the loans are always minted in
+the same order, so a second run mints exactly the missing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from chainabs import merkle
+from chainabs.context import Context
+from chainabs.errors import CellError, ChainabsError, TapeError
+from chainabs.tape import Eligibility, Loan, apply_eligibility, read_tape
+
+MINTER_ROLE = keccak(text="MINTER_ROLE")
+GAS_PER_LOAN = 27_500           # upper bound per loan in a batch, calldata included
+BATCH_OVERHEAD_GAS = 250_000
+CHECK_CHUNK = 2_000             # token ids per `tokenised` view call
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PoolRecord:
+    """pool.json: what a pool folder knows about its pool on chain."""
+
+    name: str
+    currency: str
+    decimals: int
+    chain_id: int
+    tape_sha256: str
+    root: str
+    loan_count: int
+    outstanding_units: int
+    principal_units: int
+    address: str | None = None
+    deployment_block: int | None = None
+    status: str = "planned"        # planned -> deployed -> committed -> filled
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MintReport:
+    pool: str
+    name: str
+    root: str
+    loans: int
+    eligible: int
+    ineligible: dict[str, int]
+    outstanding_units: int
+    minted_now: int
+    batches: int
+    gas_used: int
+    seconds: dict[str, float]
+
+    @property
+    def gas_per_loan(self) -> float:
+        return self.gas_used / self.minted_now if self.minted_now else 0.0
+
+
+def slug(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-").lower()
+    if not cleaned:
+        raise ChainabsError(f"pool name {name!r} has no usable characters")
+    return cleaned
+
+
+def pools_dir(data_dir: Path) -> Path:
+    return data_dir / "pools"
+
+
+def pool_dir(data_dir: Path, name: str) -> Path:
+    return pools_dir(data_dir) / slug(name)
+
+
+# -- files -------------------------------------------------------------------------------------
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_or_create_salt(folder: Path) -> bytes:
+    """The pool's secret salt: created once with a secure random source, mode 0600."""
+    path = folder / "salt"
+    if path.exists():
+        salt = bytes.fromhex(path.read_text().strip())
+        if len(salt) != 32:
+            raise ChainabsError(f"{path} does not hold a 32-byte salt")
+        return salt
+    salt = merkle.new_pool_salt()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(salt.hex())
+        fh.flush()
+        os.fsync(fh.fileno())
+    return salt
+
+
+def read_record(folder: Path) -> PoolRecord | None:
+    path = folder / "pool.json"
+    if not path.exists():
+        return None
+    return PoolRecord(**json.loads(path.read_text()))
+
+
+def write_record(folder: Path, record: PoolRecord) -> None:
+    _write_json(folder / "pool.json", asdict(record))
+
+
+def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[list[Any]]:
+    """Each loan's 15 committed values as JSON-able rows (borrower hash, never the reference)."""
+    rows = []
+    for loan in loans:
+        values = list(merkle.loan_values(loan, salt))
+        values[1] = "0x" + values[1].hex()
+        rows.append(values)
+    return rows
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+def _check_not_tokenised(ctx: Context, loans: Sequence[Loan]) -> None:
+    """A loan id already tokenised anywhere on this chain is a tape error."""
+    token = ctx.chain.contract("LoanToken", ctx.core.contracts["LoanToken"])
+    errors: list[CellError] = []
+    for start in range(0, len(loans), CHECK_CHUNK):
+        chunk = loans[start:start + CHECK_CHUNK]
+        found = ctx.chain.call(token.functions.tokenised([merkle.token_id(x.loan_id) for x in chunk]))
+        errors.extend(CellError(chunk[i].line, "loan_id", chunk[i].loan_id, "already tokenised on chain")
+                      for i in found)
+    if errors:
+        raise TapeError(errors[:1000], len(errors))
+
+
+def _batch_size(ctx: Context) -> int:
+    """Loans per batch: keep each transaction within half the block's gas limit (the EIP-1559
+    target), so batches fit any block and the base fee does not climb during a long mint."""
+    limit = int(ctx.chain.w3.eth.get_block("latest")["gasLimit"])
+    return max(1, (limit // 2 - BATCH_OVERHEAD_GAS) // GAS_PER_LOAN)
+
+
+def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, currency: str | None = None,
+                decimals: int = 6, eligibility: Eligibility | None = None, batch_size: int | None = None,
+                progress: Progress | None = None, stop_after_batches: int | None = None) -> MintReport:
+    """Tokenise the eligible loans of a tape into a new pool, or finish an interrupted run.
+
+    `stop_after_batches` stops early on purpose (for tests of resumption).
+    """
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    raw = Path(tape_path).read_bytes()
+    seconds["read"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    tape = read_tape(tape_path, decimals=decimals)
+    if currency is not None and tape.currency != currency:
+        raise TapeError([CellError(tape.loans[0].line, "currency", tape.currency,
+                                   f"the pool's currency is {currency}")])
+    eligible, rejected = apply_eligibility(tape.loans, eligibility or Eligibility())
+    if not eligible:
+        raise TapeError([CellError(1, "", "", "no loan of the tape is eligible for the pool")])
+    folder = pool_dir(ctx.data_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = read_record(folder)
+    tape_sha = hashlib.sha256(raw).hexdigest()
+    if record is not None and record.tape_sha256 != tape_sha:
+        raise ChainabsError(f"pool {name!r} already exists in {folder} with a different tape")
+    chain = ctx.chain
+    minted = 0
+    if record is not None and record.address and record.status != "planned":
+        pool = chain.contract("LoanPool", record.address)
+        minted = int(chain.call(pool.functions.mintedCount()))
+    _check_not_tokenised(ctx, eligible[minted:])
+    seconds["validate"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    salt = load_or_create_salt(folder)
+    pairs = merkle.commitments(eligible, salt)
+    loan_hashes = [h for h, _ in pairs]
+    tree = merkle.MerkleTree.from_leaves([leaf for _, leaf in pairs])
+    root = "0x" + tree.root.hex()
+    outstanding = sum(x.outstanding_units for x in eligible)
+    principal = sum(x.principal_units for x in eligible)
+    if record is None:
+        record = PoolRecord(name=name, currency=tape.currency, decimals=decimals, chain_id=chain.chain_id,
+                            tape_sha256=tape_sha, root=root, loan_count=len(eligible),
+                            outstanding_units=outstanding, principal_units=principal)
+        _write_json(folder / "loans.json", committed_rows(eligible, salt))
+        _write_json(folder / "tree.json", tree.to_json())
+        write_record(folder, record)
+    elif record.root != root:
+        raise ChainabsError(f"pool {name!r}: recomputed root {root} differs from the recorded {record.root}")
+    seconds["hash"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    pool = _ensure_deployed(ctx, record, folder)
+    gas_used, batches = 0, 0
+    size = batch_size or _batch_size(ctx)
+    minted = int(chain.call(pool.functions.mintedCount()))
+    first_minted = minted
+    if progress:
+        progress(minted, len(eligible))
+    while minted < len(eligible):
+        if stop_after_batches is not None and batches >= stop_after_batches:
+            break
+        batch = eligible[minted:minted + size]
+        packed = b"".join(bytes([len(ids)]) + ids for ids in (x.loan_id.encode() for x in batch))
+        hashes = loan_hashes[minted:minted + len(batch)]
+        gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch) + 16 * len(packed), _block_limit(ctx))
+        sent = chain.send(pool.functions.mintLoans(packed, hashes), gas=gas, logs=False)
+        gas_used += sent.gas_used
+        batches += 1
+        minted += len(batch)
+        if progress:
+            progress(minted, len(eligible))
+    if minted == len(eligible):
+        record.status = "filled"
+        write_record(folder, record)
+    seconds["mint"] = time.perf_counter() - started
+
+    ineligible: dict[str, int] = {}
+    for _, reason in rejected:
+        ineligible[reason] = ineligible.get(reason, 0) + 1
+    return MintReport(pool=pool.address, name=name, root=root, loans=len(tape.loans), eligible=len(eligible),
+                      ineligible=ineligible, outstanding_units=outstanding, minted_now=minted - first_minted,
+                      batches=batches, gas_used=gas_used, seconds={k: round(v, 3) for k, v in seconds.items()})
+
+
+def _block_limit(ctx: Context) -> int:
+    return int(ctx.chain.w3.eth.get_block("latest")["gasLimit"])
+
+
+def _ensure_deployed(ctx: Context, record: PoolRecord, folder: Path) -> Any:
+    """Deploy the pool, let it mint, and commit the tape: each step only if not yet done."""
+    chain = ctx.chain
+    admin = chain.accounts[0]
+    if record.address and bytes(chain.w3.eth.get_code(record.address)):
+        pool = chain.contract("LoanPool", record.address)
+    else:
+        block = chain.block_number() + 1
+        pool = chain.deploy("LoanPool", ctx.core.contracts["LoanToken"], admin, admin, record.name,
+                            record.currency, sender=admin)
+        record.address, record.deployment_block, record.status = pool.address, block, "deployed"
+        write_record(folder, record)
+    token = chain.contract("LoanToken", ctx.core.contracts["LoanToken"])
+    if not chain.call(token.functions.hasRole(MINTER_ROLE, pool.address)):
+        chain.send(token.functions.grantRole(MINTER_ROLE, pool.address), sender=admin)
+    onchain_root = bytes(chain.call(pool.functions.loanRoot()))
+    if onchain_root == bytes(32):
+        chain.send(pool.functions.commitTape(bytes.fromhex(record.root[2:]), record.loan_count,
+                                             record.outstanding_units, record.principal_units), sender=admin)
+    elif "0x" + onchain_root.hex() != record.root:
+        raise ChainabsError(f"pool {pool.address} is committed to root 0x{onchain_root.hex()}, not {record.root}")
+    if record.status in ("planned", "deployed"):
+        record.status = "committed"
+        write_record(folder, record)
+    return pool
+
+
+# -- proofs ------------------------------------------------------------------------------------
+
+@dataclass
+class LoanProof:
+    loan_id: str
+    index: int
+    values: list[Any]
+    loan_hash: str
+    leaf: str
+    proof: list[str]
+    root: str
+    token_id: str
+    verified_on_chain: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PoolFiles:
+    """A pool folder opened for reading: its record, committed loan rows and tree."""
+
+    def __init__(self, folder: Path) -> None:
+        record = read_record(folder)
+        if record is None:
+            raise ChainabsError(f"no pool in {folder}")
+        self.folder = folder
+        self.record = record
+        self._rows: list[list[Any]] | None = None
+        self._tree: merkle.MerkleTree | None = None
+        self._index: dict[str, int] | None = None
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        if self._rows is None:
+            self._rows = json.loads((self.folder / "loans.json").read_text())
+        return self._rows
+
+    @property
+    def tree(self) -> merkle.MerkleTree:
+        if self._tree is None:
+            self._tree = merkle.MerkleTree.from_json(json.loads((self.folder / "tree.json").read_text()))
+        return self._tree
+
+    def index_of(self, loan_id: str) -> int:
+        if self._index is None:
+            self._index = {row[0]: i for i, row in enumerate(self.rows)}
+        try:
+            return self._index[loan_id]
+        except KeyError:
+            raise ChainabsError(f"loan {loan_id!r} is not in pool {self.record.name!r}") from None
+
+    def proof(self, loan_id: str) -> LoanProof:
+        i = self.index_of(loan_id)
+        values = list(self.rows[i])
+        encoded = list(values)
+        encoded[1] = bytes.fromhex(values[1][2:])
+        loan_hash = merkle.hash_values(encoded)
+        leaf = merkle.leaf_from_loan_hash(loan_hash)
+        return LoanProof(loan_id=loan_id, index=i, values=values, loan_hash="0x" + loan_hash.hex(),
+                         leaf="0x" + leaf.hex(), proof=["0x" + p.hex() for p in self.tree.proof(leaf)],
+                         root=self.record.root, token_id=hex(merkle.token_id(loan_id)))
+
+
+def find_pool(data_dir: Path, name: str | None = None) -> PoolFiles:
+    """The named pool, or the only pool of the data dir."""
+    if name is not None:
+        folder = pool_dir(data_dir, name)
+        if not (folder / "pool.json").exists():
+            raise ChainabsError(f"no pool named {name!r} in {data_dir}")
+        return PoolFiles(folder)
+    found = sorted(p.parent for p in pools_dir(data_dir).glob("*/pool.json"))
+    if not found:
+        raise ChainabsError(f"no pool in {data_dir}: run `chainabs pool create` first")
+    if len(found) > 1:
+        raise ChainabsError(f"{len(found)} pools in {data_dir}: name one with --pool")
+    return PoolFiles(found[0])
+
+
+def verify_proof_on_chain(ctx: Context, files: PoolFiles, proof: LoanProof) -> bool:
+    if not files.record.address:
+        raise ChainabsError(f"pool {files.record.name!r} is not deployed yet")
+    pool = ctx.chain.contract("LoanPool", files.record.address)
+    return bool(ctx.chain.call(pool.functions.verifyLoan(bytes.fromhex(proof.leaf[2:]),
+                                                         [bytes.fromhex(p[2:]) for p in proof.proof])))

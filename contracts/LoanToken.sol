@@ -47,15 +47,21 @@ contract LoanToken is ERC721, AccessControl {
     /// @notice Whether each token id is already minted (for pre-checks before a pool is created).
     /// @return found the indexes into `tokenIds` of the ones that exist, in order.
     function tokenised(uint256[] calldata tokenIds) external view returns (uint256[] memory found) {
-        uint256[] memory hits = new uint256[](tokenIds.length);
-        uint256 n;
-        for (uint256 i; i < tokenIds.length; ++i) {
-            if (_ownerOf(tokenIds[i]) != address(0)) hits[n++] = i;
-        }
         assembly ("memory-safe") {
-            mstore(hits, n)
+            found := mload(0x40)
+            let out := add(found, 0x20)
+            let n := 0
+            for { let i := 0 } lt(i, tokenIds.length) { i := add(i, 1) } {
+                mstore(0x00, calldataload(add(tokenIds.offset, shl(5, i))))
+                mstore(0x20, OWNERS_SLOT)
+                if sload(keccak256(0x00, 0x40)) {
+                    mstore(add(out, shl(5, n)), i)
+                    n := add(n, 1)
+                }
+            }
+            mstore(found, n)
+            mstore(0x40, add(out, shl(5, n)))
         }
-        return hits;
     }
 
     /// @notice Mint a batch of loans to `to` (the buying pool). The caller chooses the size.

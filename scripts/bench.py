@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""chainabs benchmarks: each subcommand prints one JSON line of figures.
+
+    scripts/bench.py mint --loans N [--rpc URL | --anvil]
+    scripts/bench.py transfer
+    scripts/bench.py distribute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def _peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def naive_gas_per_loan(chain, loans: int = 50) -> float:
+    """The baseline: one OpenZeppelin ERC721 mint per loan, commitment in a mapping."""
+    from chainabs.merkle import keccak256
+
+    owner = chain.accounts[0]
+    nft = chain.deploy("NaiveLoanNFT", owner, sender=owner)
+    total = 0
+    for i in range(loans):
+        sent = chain.send(nft.functions.mint(owner, f"N{i:07d}", keccak256(b"%d" % i)), sender=owner, gas=200_000)
+        total += sent.gas_used
+    return total / loans
+
+
+def bench_mint(args: argparse.Namespace) -> dict:
+    from chainabs.anvil import DEV_KEYS, Anvil
+    from chainabs.chain import EmbeddedChain, RpcChain
+    from chainabs.context import Context
+    from chainabs.deploy import deploy_core
+    from chainabs.tape import Eligibility
+    from chainabs.tapegen import write_tape
+    from chainabs.pool import create_pool
+
+    anvil = None
+    with tempfile.TemporaryDirectory() as tmp:
+        tape = Path(tmp) / "tape.csv"
+        write_tape(tape, args.loans, args.seed, "csv")
+        if args.anvil:
+            anvil = Anvil().start()
+            args.rpc = anvil.url
+        try:
+            if args.rpc:
+                chain = RpcChain(args.rpc, keys=[os.environ.get("CHAINABS_PRIVATE_KEY") or DEV_KEYS[0]])
+            else:
+                chain = EmbeddedChain()
+            core = deploy_core(chain)
+            ctx = Context(data_dir=Path(tmp) / "data", chain=chain, core=core, manifest_path=Path(tmp) / "m.json")
+            ctx.data_dir.mkdir()
+            started = time.perf_counter()
+            report = create_pool(ctx, tape_path=tape, name="bench", eligibility=Eligibility())
+            total = time.perf_counter() - started
+            naive = naive_gas_per_loan(chain)
+        finally:
+            if anvil is not None:
+                anvil.stop()
+    return {
+        "bench": "mint",
+        "chain": "anvil" if args.anvil else (args.rpc or "embedded"),
+        "loans": report.loans,
+        "minted": report.minted_now,
+        "batches": report.batches,
+        "seconds": {**report.seconds, "total": round(total, 2)},
+        "loans_per_s": round(report.minted_now / total, 1),
+        "gas_per_loan": round(report.gas_per_loan, 1),
+        "naive_gas_per_loan": round(naive, 1),
+        "peak_memory_mib": _peak_mib(),
+    }
+
+
+def bench_transfer(args: argparse.Namespace) -> dict:
+    from bench_deal import bench_transfer as run
+
+    return {"bench": "transfer", **run()}
+
+
+def bench_distribute(args: argparse.Namespace) -> dict:
+    from bench_deal import bench_distribute as run
+
+    return {"bench": "distribute", **run(holders_large=args.holders)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    mint = sub.add_parser("mint", help="tape to tokenised pool")
+    mint.add_argument("--loans", type=int, default=100_000)
+    mint.add_argument("--seed", type=int, default=1)
+    mint.add_argument("--rpc", default=None, help="a node URL (default: the embedded chain)")
+    mint.add_argument("--anvil", action="store_true", help="start a local Anvil from node_modules and use it")
+    mint.set_defaults(func=bench_mint)
+    transfer = sub.add_parser("transfer", help="restricted tranche transfer vs plain ERC-20")
+    transfer.set_defaults(func=bench_transfer)
+    distribute = sub.add_parser("distribute", help="period gas with 10 vs many holders; claim gas")
+    distribute.add_argument("--holders", type=int, default=10_000)
+    distribute.set_defaults(func=bench_distribute)
+    args = parser.parse_args()
+    print(json.dumps(args.func(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

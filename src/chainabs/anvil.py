@@ -1,0 +1,90 @@
+"""Start and stop a local Anvil node (from the npm package) for tests, benchmarks and `make node`."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from chainabs.build import REPO_ROOT
+from chainabs.errors import RpcError
+
+# Anvil's well-known development keys (public test mnemonic); never use them on a real network.
+DEV_KEYS = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f8a64eb2d5f4e3a0d7a1ddd2a9e8d0f5a10c9e60d22",
+]
+
+
+def binary(name: str) -> Path:
+    local = REPO_ROOT / "node_modules" / ".bin" / name
+    if local.exists():
+        return local
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise RpcError(f"{name} not found: run `make setup` (npm installs @foundry-rs/{name}-linux-amd64)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Anvil:
+    """An Anvil process on 127.0.0.1; use as a context manager."""
+
+    def __init__(self, port: int | None = None, *, block_gas_limit: int | None = None, state: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [str(binary("anvil")), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
+        if block_gas_limit:
+            args += ["--gas-limit", str(block_gas_limit)]
+        if state is not None:
+            args += ["--state", str(state)]
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> Anvil:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RpcError(f"anvil exited at start: {err.strip()[:300]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RpcError(f"anvil did not listen on port {self.port} within {timeout:.0f} s")
+
+    def kill(self) -> None:
+        """Hard kill (SIGKILL), as a crashed node would go."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

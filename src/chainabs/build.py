@@ -176,6 +176,13 @@ def compile_all(sources: dict[str, str] | None = None) -> tuple[dict[str, Any], 
 
 # -- artifacts ---------------------------------------------------------------------------------
 
+def _without_ast_ids(layout: dict[str, Any]) -> dict[str, Any]:
+    """AST ids number every node of the whole compilation, so they change when an unrelated
+    contract is added; leave them out so an artifact depends only on its own sources."""
+    storage = [{k: v for k, v in entry.items() if k != "astId"} for entry in layout.get("storage", [])]
+    return {**layout, "storage": storage}
+
+
 def _artifact_bytes(artifact: dict[str, Any]) -> bytes:
     return (json.dumps(artifact, indent=1, sort_keys=True) + "\n").encode()
 
@@ -205,7 +212,7 @@ def build(out_dir: Path = ARTIFACTS_DIR) -> tuple[list[str], list[Diagnostic]]:
                 "abi": data["abi"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
-                "storageLayout": data.get("storageLayout", {}),
+                "storageLayout": _without_ast_ids(data.get("storageLayout", {})),
             }
             if name in written:
                 raise BuildError(f"two contracts are named {name}; artifact names must be unique")

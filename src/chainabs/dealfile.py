@@ -8,7 +8,9 @@
 A file with only [pool] (and [eligibility]) describes a pool without tranches; [deal] and
 [[tranches]] come together. Every problem is a `DealError(field, reason)` whose field is the
 path of the bad value (`tranches[1].coupon_bps`, `pool.cutoff_date`), or the file name for a
-file that is not TOML at all; pydantic's own errors never leave this module.
+file that is not TOML at all; pydantic's own errors never leave `load_deal_file` and
+`parse_deal_file` (calling `DealFile.model_validate` directly raises pydantic's
+ValidationError for type errors; the rules spanning fields raise DealError either way).
 
 Amounts never go through float: an amount is a decimal string in currency units ("10000.00",
 at most `decimals` places) or a TOML integer, and a TOML float is refused. A share is a string

@@ -1,0 +1,105 @@
+"""The same chain layer and deal life against a real node: Anvil from npm, started by the tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chainabs import merkle
+from chainabs.anvil import DEV_KEYS, Anvil, binary
+from chainabs.chain import RpcChain
+from chainabs.cli import main
+from chainabs.deploy import deploy_core, verify_code
+from chainabs.errors import ContractRevert, RpcError, WrongChain
+from chainabs.tapegen import write_tape
+
+pytestmark = pytest.mark.anvil
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture
+def node_chain(anvil: Anvil) -> Iterator[RpcChain]:
+    chain = RpcChain(anvil.url, keys=DEV_KEYS[:3])
+    snap = chain.snapshot()
+    yield chain
+    chain.revert(snap)
+
+
+def cast(*args: str) -> str:
+    return subprocess.run([str(binary("cast")), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_deploy_send_and_decoded_revert_on_a_node(node_chain: RpcChain) -> None:
+    core = deploy_core(node_chain)
+    assert verify_code(node_chain, core) == []
+    cash = node_chain.contract("SettlementToken", core.contracts["SettlementToken"])
+    admin, other = node_chain.accounts[:2]
+    node_chain.send(cash.functions.mint(other, 42))
+    assert cash.functions.balanceOf(other).call() == 42
+    with pytest.raises(ContractRevert) as info:
+        node_chain.send(cash.functions.mint(other, 1), sender=other)
+    assert info.value.name == "AccessControlUnauthorizedAccount"
+    assert info.value.args_["account"].lower() == other.lower()
+
+
+def test_wrong_chain_and_unreachable_node_are_clear_errors(anvil: Anvil) -> None:
+    with pytest.raises(WrongChain, match="expected 1"):
+        RpcChain(anvil.url, keys=DEV_KEYS[:1], expected_chain_id=1)
+    RpcChain.RETRIES, saved = 2, RpcChain.RETRIES
+    try:
+        with pytest.raises(RpcError, match="unreachable"):
+            RpcChain("http://127.0.0.1:9", keys=DEV_KEYS[:1])
+    finally:
+        RpcChain.RETRIES = saved
+
+
+def test_cli_tokenises_a_pool_on_anvil_and_cast_agrees(anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    tape = tmp_path / "tape.csv"
+    write_tape(tape, 200, 3, "csv")
+    monkeypatch.setenv("CHAINABS_PRIVATE_KEY", DEV_KEYS[0])
+    base = ["--rpc", anvil.url, "--data-dir", str(tmp_path / "data"), "--json"]
+    assert main([*base, "pool", "create", "--tape", str(tape), "--deal", str(ROOT / "examples" / "pool.toml")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert DEV_KEYS[0][2:] not in json.dumps(report)
+    loans = json.loads((tmp_path / "data" / "pools" / "consumer-loans-2026-1" / "loans.json").read_text())
+    token = json.loads(next((tmp_path / "data").glob("deployment-*.json")).read_text())["contracts"]["LoanToken"]
+    for row in loans[:3]:
+        owner = cast("call", token, "ownerOf(uint256)(address)", str(merkle.token_id(row[0])), "--rpc-url", anvil.url)
+        assert owner.lower() == report["pool"].lower()
+    balance = cast("call", token, "balanceOf(address)(uint256)", report["pool"], "--rpc-url", anvil.url)
+    assert int(balance.split()[0]) == report["eligible"] == len(loans)
+    assert main([*base, "proof", loans[7][0]]) == 0
+    assert json.loads(capsys.readouterr().out)["verified_on_chain"] is True
+
+
+def test_operator_deploy_script_writes_a_verified_manifest_once(anvil: Anvil, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deploy_script", ROOT / "scripts" / "deploy.py")
+    script = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(script)
+    tape = tmp_path / "tape.csv"
+    write_tape(tape, 60, 5, "csv")
+    monkeypatch.setenv("CHAINABS_PRIVATE_KEY", DEV_KEYS[1])
+    out = tmp_path / "deployments" / "test.json"
+    args = ["--rpc", anvil.url, "--out", str(out), "--tape", str(tape), "--deal", str(ROOT / "examples" / "pool.toml"),
+            "--data-dir", str(tmp_path / "pooldata")]
+    assert script.main(args) == 0
+    manifest = json.loads(out.read_text())
+    assert manifest["chain_id"] == 31337 and set(manifest["contracts"]) >= {"LoanToken", "SettlementToken", "LoanPool"}
+    assert set(manifest["artifact_hashes"]) >= {"LoanToken", "LoanPool"}
+    assert manifest["deployer"].lower() == RpcChain(anvil.url, keys=[DEV_KEYS[1]]).accounts[0].lower()
+    assert script.main(args) == 1  # refuses to overwrite

@@ -1,0 +1,431 @@
+"""A deal on chain: deploy it over a filled LoanPool, issue and trade its tranches, post
+period reports and read every period back as the reference model's `PeriodResult`.
+
+The contracts are InvestorRegistry (who may hold), Deal (offering, waterfall, claims; it
+deploys one TrancheToken per tranche) and TrancheExchange (signed-order DvP trades). Every
+function here takes the `DealHandle` first and everything else by keyword; reverts surface as
+`ContractRevert` naming the custom error (for example `TransferRestricted(code=3)`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import Any
+
+from eth_utils import to_checksum_address
+from web3.contract import Contract
+from web3.logs import DISCARD
+
+from chainabs.build import load_artifact
+from chainabs.chain import Chain, Sent
+from chainabs.deploy import Manifest
+from chainabs.errors import DealError
+from chainabs.waterfall import DealParams, DealState, PeriodReport, PeriodResult, TrancheResult, TrancheSpec
+
+MAGNITUDE = 2**32  # TrancheToken.MAGNITUDE: entitlements are kept in 1 / MAGNITUDE base units
+RESTRICTIONS = {
+    0: "SUCCESS",
+    1: "PAUSED",
+    2: "SENDER_NOT_ELIGIBLE",
+    3: "RECEIVER_NOT_ELIGIBLE",
+    4: "SENDER_FROZEN",
+    5: "RECEIVER_FROZEN",
+}
+PHASES = ("pending", "open", "closed")
+DEFAULT_BATCH = 400  # investors per registry or allocation transaction
+ORDER_TYPES = {
+    "Order": [
+        {"name": "seller", "type": "address"},
+        {"name": "tranche", "type": "address"},
+        {"name": "units", "type": "uint256"},
+        {"name": "price", "type": "uint256"},
+        {"name": "buyer", "type": "address"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass(frozen=True)
+class DealRoles:
+    """Who does what in a deal. `compliance` manages the registry, `agent` the tokens."""
+
+    admin: str
+    operator: str
+    servicer: str
+    originator: str
+    fee_recipient: str
+    compliance: str
+    agent: str
+
+    @classmethod
+    def single(cls, address: str) -> DealRoles:
+        """One address in every role (a demo or a test)."""
+        return cls(*(address,) * len(fields(cls)))
+
+
+@dataclass
+class DealHandle:
+    """A deployed deal: its contracts and what it was deployed with."""
+
+    chain: Chain
+    params: DealParams
+    roles: DealRoles
+    deal: Contract
+    registry: Contract
+    exchange: Contract
+    settlement: Contract
+    pool: str
+    tokens: list[Contract] = field(default_factory=list)
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        out = {"Deal": self.deal.address, "InvestorRegistry": self.registry.address,
+               "TrancheExchange": self.exchange.address, "SettlementToken": self.settlement.address,
+               "LoanPool": self.pool}
+        out.update({f"TrancheToken:{spec.symbol}": t.address for spec, t in zip(self.params.tranches, self.tokens)})
+        return out
+
+    def token(self, tranche: int) -> Contract:
+        if not 0 <= tranche < len(self.tokens):
+            raise DealError("tranche", f"no tranche {tranche}; the deal has {len(self.tokens)}")
+        return self.tokens[tranche]
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One holder's position, per tranche (most senior first), in base units."""
+
+    units: tuple[int, ...]
+    principal: tuple[int, ...]  # units * T_k / face_k, rounded down
+    claimable: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CashLedger:
+    """Per tranche: cash credited, claimed, owed to holders and rounding dust (paid = the rest)."""
+
+    paid: tuple[int, ...]
+    claimed: tuple[int, ...]
+    owed: tuple[int, ...]
+    dust: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SignedOrder:
+    """A seller's EIP-712 order for the deal's TrancheExchange, and its signature."""
+
+    seller: str
+    tranche: str  # the tranche token's address
+    units: int
+    price: int
+    buyer: str  # ZERO_ADDRESS: anyone may fill
+    nonce: int
+    deadline: int
+    signature: bytes
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.seller, self.tranche, self.units, self.price, self.buyer, self.nonce, self.deadline)
+
+
+# -- deployment --------------------------------------------------------------------------------
+
+def deploy_filled_pool(chain: Chain, *, manifest: Manifest, outstanding: Sequence[int], admin: str | None = None,
+                       originator: str | None = None, name: str = "demo pool", currency: str = "USD") -> Contract:
+    """A LoanPool holding one loan per `outstanding` amount, committed and fully minted.
+
+    For demos, tests and benchmarks; real pools come from a loan tape. B_initial is the sum.
+    """
+    admin = admin or chain.accounts[0]
+    originator = originator or admin
+    loan_token = chain.contract("LoanToken", manifest.contracts["LoanToken"])
+    pool = chain.deploy("LoanPool", loan_token.address, admin, originator, name, currency, sender=admin)
+    minter = chain.call(loan_token.functions.MINTER_ROLE())
+    chain.send(loan_token.functions.grantRole(minter, pool.address), sender=manifest.deployer)
+    total = sum(outstanding)
+    chain.send(pool.functions.commitTape(os.urandom(32), len(outstanding), total, total), sender=originator)
+    salt = os.urandom(8).hex()
+    ids = [f"{salt}-{i}".encode() for i in range(len(outstanding))]
+    packed = b"".join(bytes([len(i)]) + i for i in ids)
+    chain.send(pool.functions.mintLoans(packed, [os.urandom(32) for _ in ids]), sender=originator)
+    return pool
+
+
+def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealParams, roles: DealRoles,
+                registry: str | None = None) -> DealHandle:
+    """Deploy a deal over the filled pool at `pool`: registry (unless given), deal and its
+    tranche tokens, exchange; attach the tokens to the registry. The registry's admin must be
+    `roles.admin` when one is given."""
+    params.validate()
+    admin = roles.admin
+    if registry is None:
+        reg = chain.deploy("InvestorRegistry", admin, roles.compliance, sender=admin)
+    else:
+        reg = chain.contract("InvestorRegistry", registry)
+    settlement = chain.contract("SettlementToken", manifest.contracts["SettlementToken"])
+    tranches = [(t.name, t.symbol, t.face, t.coupon_bps) for t in params.tranches]
+    parameters = (params.servicer_fee_bps, params.reserve_target_bps, params.initial_reserve,
+                  params.default_trigger_bps)
+    parties = (admin, roles.operator, roles.servicer, roles.originator, roles.fee_recipient, roles.agent)
+    deal = chain.deploy("Deal", settlement.address, pool, reg.address, tranches, parameters, parties, sender=admin)
+    exchange = chain.deploy("TrancheExchange", deal.address, sender=admin)
+    tokens = [chain.contract("TrancheToken", a) for a in chain.call(deal.functions.tokens())]
+    for token in tokens:
+        chain.send(reg.functions.attachToken(token.address), sender=admin)
+    return DealHandle(chain=chain, params=params, roles=roles, deal=deal, registry=reg, exchange=exchange,
+                      settlement=settlement, pool=to_checksum_address(pool), tokens=tokens)
+
+
+def load_deal(chain: Chain, *, deal: str, exchange: str, roles: DealRoles) -> DealHandle:
+    """A handle for a deal already on chain (the parameters are read back from it)."""
+    contract = chain.contract("Deal", deal)
+    tokens = [chain.contract("TrancheToken", a) for a in chain.call(contract.functions.tokens())]
+    specs = []
+    for k, token in enumerate(tokens):
+        info = chain.call(contract.functions.tranche(k))
+        specs.append(TrancheSpec(name=chain.call(token.functions.name()), symbol=chain.call(token.functions.symbol()),
+                                 face=int(info[1]), coupon_bps=int(info[2])))
+    f = contract.functions
+    params = DealParams(tranches=tuple(specs), servicer_fee_bps=chain.call(f.servicerFeeBps()),
+                        reserve_target_bps=chain.call(f.reserveTargetBps()),
+                        initial_reserve=chain.call(f.initialReserve()),
+                        default_trigger_bps=chain.call(f.defaultTriggerBps()))
+    return DealHandle(chain=chain, params=params, roles=roles, deal=contract,
+                      registry=chain.contract("InvestorRegistry", chain.call(f.registry())),
+                      exchange=chain.contract("TrancheExchange", exchange),
+                      settlement=chain.contract("SettlementToken", chain.call(f.settlement())),
+                      pool=chain.call(f.loanPool()), tokens=tokens)
+
+
+# -- investors ---------------------------------------------------------------------------------
+
+def _per_investor(value: int | Sequence[int], n: int, name: str) -> list[int]:
+    if isinstance(value, int):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise DealError(name, f"{len(values)} values for {n} investors")
+    return values
+
+
+def add_investors(handle: DealHandle, *, investors: Sequence[str], eligible_until: int | Sequence[int],
+                  jurisdiction: int | Sequence[int] = 840, sender: str | None = None,
+                  batch: int = DEFAULT_BATCH) -> list[Sent]:
+    """Add or update investors (eligible until a unix second, ISO 3166-1 numeric code)."""
+    until = _per_investor(eligible_until, len(investors), "eligible_until")
+    codes = _per_investor(jurisdiction, len(investors), "jurisdiction")
+    sent = []
+    for i in range(0, len(investors), batch):
+        fn = handle.registry.functions.setInvestors(list(investors[i:i + batch]), until[i:i + batch], codes[i:i + batch])
+        sent.append(handle.chain.send(fn, sender=sender or handle.roles.compliance))
+    return sent
+
+
+def freeze(handle: DealHandle, *, investors: Sequence[str], frozen: bool = True, sender: str | None = None) -> Sent:
+    """Freeze (or with frozen=False unfreeze) investors in the registry and every tranche."""
+    return handle.chain.send(handle.registry.functions.setFrozen(list(investors), frozen),
+                             sender=sender or handle.roles.compliance)
+
+
+def revoke_investors(handle: DealHandle, *, investors: Sequence[str], sender: str | None = None) -> Sent:
+    """Remove investors from the registry: they can no longer send or receive units."""
+    return handle.chain.send(handle.registry.functions.revokeInvestors(list(investors)),
+                             sender=sender or handle.roles.compliance)
+
+
+def is_eligible(handle: DealHandle, *, investor: str) -> bool:
+    return bool(handle.chain.call(handle.registry.functions.isEligible(investor)))
+
+
+# -- offering ----------------------------------------------------------------------------------
+
+def _approve(handle: DealHandle, *, owner: str, spender: str, amount: int, token: Contract | None = None) -> None:
+    token = token if token is not None else handle.settlement
+    if amount > 0 and handle.chain.call(token.functions.allowance(owner, spender)) < amount:
+        handle.chain.send(token.functions.approve(spender, amount), sender=owner)
+
+
+def open_offering(handle: DealHandle, *, sender: str | None = None) -> Sent:
+    return handle.chain.send(handle.deal.functions.open(), sender=sender or handle.roles.operator)
+
+
+def subscribe(handle: DealHandle, *, investor: str, tranche: int, units: int) -> Sent:
+    """The investor pays `units` settlement base units (par) and receives the units, atomically."""
+    handle.token(tranche)
+    _approve(handle, owner=investor, spender=handle.deal.address, amount=units)
+    return handle.chain.send(handle.deal.functions.subscribe(tranche, units), sender=investor)
+
+
+def allocate(handle: DealHandle, *, tranche: int, allocations: Sequence[tuple[str, int]], sender: str | None = None,
+             batch: int = DEFAULT_BATCH) -> list[Sent]:
+    """A placement agent (the operator) pays for a batch of investors' units, atomically."""
+    handle.token(tranche)
+    payer = sender or handle.roles.operator
+    _approve(handle, owner=payer, spender=handle.deal.address, amount=sum(u for _, u in allocations))
+    sent = []
+    for i in range(0, len(allocations), batch):
+        chunk = allocations[i:i + batch]
+        fn = handle.deal.functions.allocate(tranche, [a for a, _ in chunk], [u for _, u in chunk])
+        sent.append(handle.chain.send(fn, sender=payer))
+    return sent
+
+
+def close(handle: DealHandle, *, sender: str | None = None) -> Sent:
+    """Close the offering: unsold units to the originator, which funds the initial reserve."""
+    _approve(handle, owner=handle.roles.originator, spender=handle.deal.address, amount=handle.params.initial_reserve)
+    return handle.chain.send(handle.deal.functions.close(), sender=sender or handle.roles.operator)
+
+
+def phase(handle: DealHandle) -> str:
+    return PHASES[handle.chain.call(handle.deal.functions.phase())]
+
+
+# -- transfers and trades ----------------------------------------------------------------------
+
+def transfer(handle: DealHandle, *, tranche: int, sender: str, to: str, units: int) -> Sent:
+    return handle.chain.send(handle.token(tranche).functions.transfer(to, units), sender=sender)
+
+
+def forced_transfer(handle: DealHandle, *, tranche: int, from_: str, to: str, units: int,
+                    sender: str | None = None) -> Sent:
+    return handle.chain.send(handle.token(tranche).functions.forcedTransfer(from_, to, units),
+                             sender=sender or handle.roles.agent)
+
+
+def set_paused(handle: DealHandle, *, tranche: int, paused: bool, sender: str | None = None) -> Sent:
+    fn = handle.token(tranche).functions.pause() if paused else handle.token(tranche).functions.unpause()
+    return handle.chain.send(fn, sender=sender or handle.roles.agent)
+
+
+def restriction(handle: DealHandle, *, tranche: int, sender: str, to: str, units: int = 0) -> int:
+    """The ERC-1404 code a transfer would meet now (0: allowed); see RESTRICTIONS."""
+    return int(handle.chain.call(handle.token(tranche).functions.detectTransferRestriction(sender, to, units)))
+
+
+def sign_order(handle: DealHandle, *, seller: str, tranche: int, units: int, price: int, deadline: int,
+               buyer: str | None = None, nonce: int | None = None) -> SignedOrder:
+    """The seller signs an order (its key must be one of the chain's signers)."""
+    if nonce is None:
+        nonce = int(handle.chain.call(handle.exchange.functions.nonces(seller)))
+    order = SignedOrder(seller=to_checksum_address(seller), tranche=handle.token(tranche).address, units=units,
+                        price=price, buyer=to_checksum_address(buyer) if buyer else ZERO_ADDRESS, nonce=nonce,
+                        deadline=deadline, signature=b"")
+    domain = {"name": "chainabs TrancheExchange", "version": "1", "chainId": handle.chain.chain_id,
+              "verifyingContract": handle.exchange.address}
+    message = {k: getattr(order, k) for k in ("seller", "tranche", "units", "price", "buyer", "nonce", "deadline")}
+    signed = handle.chain.signer(seller).sign_typed_data(domain, ORDER_TYPES, message)
+    return SignedOrder(**{**{f.name: getattr(order, f.name) for f in fields(order)}, "signature": bytes(signed.signature)})
+
+
+def fill_order(handle: DealHandle, *, order: SignedOrder, buyer: str) -> Sent:
+    """The buyer fills: units to the buyer and price to the seller in one transaction.
+    Approves the exchange on both legs first (the seller's key must be a signer when its
+    allowance is short)."""
+    token = next(t for t in handle.tokens if t.address == order.tranche)
+    _approve(handle, owner=order.seller, spender=handle.exchange.address, amount=order.units, token=token)
+    _approve(handle, owner=buyer, spender=handle.exchange.address, amount=order.price)
+    return handle.chain.send(handle.exchange.functions.fillOrder(order.as_tuple(), order.signature), sender=buyer)
+
+
+# -- servicing ---------------------------------------------------------------------------------
+
+def post_report(handle: DealHandle, *, report: PeriodReport, loan_root: bytes, loan_count: int,
+                pool_balance_end: int | None = None, period: int | None = None, sender: str | None = None
+                ) -> PeriodResult:
+    """Post the next period's report: the servicer pays I + P + R in and the waterfall runs.
+
+    `pool_balance_end` is B1 as the loan-level tape adds up (default B0 - P - D, read from
+    chain). Returns the period as emitted, in the reference model's dataclass.
+    """
+    chain, deal = handle.chain, handle.deal
+    servicer = sender or handle.roles.servicer
+    if period is None:
+        period = int(chain.call(deal.functions.periodCount())) + 1
+    if pool_balance_end is None:
+        pool_balance_end = int(chain.call(deal.functions.poolBalance())) - report.principal - report.defaults
+    _approve(handle, owner=servicer, spender=deal.address,
+             amount=report.interest + report.principal + report.recoveries)
+    fn = deal.functions.postReport(period, report.interest, report.principal, report.recoveries, report.defaults,
+                                   max(pool_balance_end, 0), loan_root, loan_count)
+    sent = chain.send(fn, sender=servicer)
+    (event,) = deal.events.PeriodReported().process_receipt(sent.receipt, errors=DISCARD)
+    return _period_result(event["args"]["figures"], event["args"]["tranches"])
+
+
+def read_period(handle: DealHandle, *, n: int) -> PeriodResult:
+    """Period `n` as stored on chain."""
+    figures = handle.chain.call(handle.deal.functions.period(n))
+    if int(_named(figures, _abi_fields("period"))["period"]) != n:
+        raise DealError("period", f"period {n} has not been run")
+    return _period_result(figures, handle.chain.call(handle.deal.functions.periodTranches(n)))
+
+
+def read_state(handle: DealHandle) -> DealState:
+    """The carried state, as the reference model's DealState."""
+    chain, f = handle.chain, handle.deal.functions
+    tranches = [chain.call(f.tranche(k)) for k in range(len(handle.tokens))]
+    return DealState(period=chain.call(f.periodCount()), pool_balance=chain.call(f.poolBalance()),
+                     tranche_balances=[int(t[4]) for t in tranches], unpaid_interest=[int(t[5]) for t in tranches],
+                     unpaid_fee=chain.call(f.unpaidFee()), reserve=chain.call(f.reserve()),
+                     cumulative_defaults=chain.call(f.cumulativeDefaults()),
+                     trigger_breached=bool(chain.call(f.triggerBreached())))
+
+
+@cache
+def _abi_fields(fn_name: str) -> list[str]:
+    """The component names of a Deal view's struct output (the API's field names)."""
+    for item in load_artifact("Deal")["abi"]:
+        if item.get("name") == fn_name and item["type"] == "function":
+            return [c["name"] for c in item["outputs"][0]["components"]]
+    raise KeyError(fn_name)
+
+
+def _named(value: Any, names: list[str]) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    return dict(zip(names, value, strict=True))
+
+
+def _period_result(figures: Any, tranches: Sequence[Any]) -> PeriodResult:
+    p = _named(figures, _abi_fields("period"))
+    results = tuple(TrancheResult(**{f.name: int(_named(t, _abi_fields("trancheResult"))[f.name]) for f in fields(TrancheResult)})
+                    for t in tranches)
+    values: dict[str, Any] = {f.name: p[f.name] for f in fields(PeriodResult) if f.name != "tranches"}
+    values = {k: bool(v) if k == "trigger_breached" else int(v) for k, v in values.items()}
+    return PeriodResult(**values, tranches=results)
+
+
+# -- holders -----------------------------------------------------------------------------------
+
+def claim(handle: DealHandle, *, holder: str, sender: str | None = None) -> int:
+    """Pay `holder` everything owed across tranches; returns the base units paid (0: nothing
+    owed, no transaction). Only the tranches with something owed are touched."""
+    owed = claimable(handle, holder=holder)
+    mask = sum(1 << k for k, amount in enumerate(owed) if amount > 0)
+    if not mask:
+        return 0
+    sent = handle.chain.send(handle.deal.functions.claimTranches(holder, mask), sender=sender or holder)
+    ours = {t.address for t in handle.tokens}
+    events = handle.tokens[0].events.Claimed().process_receipt(sent.receipt, errors=DISCARD)
+    return sum(int(e["args"]["amount"]) for e in events if e["address"] in ours)
+
+
+def claimable(handle: DealHandle, *, holder: str) -> list[int]:
+    """Base units `holder` can claim now, per tranche."""
+    return [int(v) for v in handle.chain.call(handle.deal.functions.claimable(holder))]
+
+
+def holdings(handle: DealHandle, *, holder: str) -> Holding:
+    chain = handle.chain
+    units = tuple(int(chain.call(t.functions.balanceOf(holder))) for t in handle.tokens)
+    principal = tuple(int(chain.call(handle.deal.functions.principalOf(k, holder))) for k in range(len(units)))
+    return Holding(units=units, principal=principal, claimable=tuple(claimable(handle, holder=holder)))
+
+
+def cash_ledger(handle: DealHandle) -> CashLedger:
+    paid, claimed, owed, dust = handle.chain.call(handle.deal.functions.cashLedger())
+    return CashLedger(paid=tuple(paid), claimed=tuple(claimed), owed=tuple(owed), dust=tuple(dust))

@@ -17,6 +17,7 @@ from chainabs.errors import ChainabsError, TapeError
 
 COMMAND_MODULES = (
     "build",
+    "deal",
     "deploy",
     "pool",
     "tape",

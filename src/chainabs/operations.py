@@ -1,0 +1,168 @@
+"""A deal's life on top of a tokenised pool, with its state kept in the data dir.
+
+`<data_dir>/deals/<slug>.json` records the deal's contracts (the indexer reads the same file),
+its roles and parameters; `<data_dir>/pools/<slug>/periods/<n>.json` keeps each period's
+loan-level tape (status and outstanding per loan) so its root can be recomputed and proofs
+served later; `<data_dir>/deals/<slug>-servicing.json` keeps the simulator's state so a run
+can resume after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from chainabs import deal as deals
+from chainabs import merkle
+from chainabs.context import Context
+from chainabs.dealfile import DealFile
+from chainabs.errors import ChainabsError, WaterfallError
+from chainabs.pool import PoolFiles, _write_json, find_pool, slug
+from chainabs.tape import Loan
+from chainabs.waterfall import PeriodReport, PeriodResult, run_period
+
+FAR_FUTURE = 2**39  # eligible-until for the originator's own account (fits uint40)
+
+
+def deals_dir(ctx: Context) -> Path:
+    path = ctx.data_dir / "deals"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = None) -> deals.DealHandle:
+    """Deploy the deal's contracts over a filled pool and open the offering."""
+    files = find_pool(ctx.data_dir, pool_name or dealfile.pool.name)
+    record = files.record
+    if record.status != "filled" or not record.address:
+        raise ChainabsError(f"pool {record.name!r} is not fully minted yet: run `chainabs pool create` again")
+    path = deals_dir(ctx) / f"{slug(record.name)}.json"
+    if path.exists():
+        raise ChainabsError(f"pool {record.name!r} already has a deal ({path})")
+    if not dealfile.has_tranches:
+        raise ChainabsError("the deal file has no [deal] and [[tranches]] sections")
+    params = dealfile.deal_params(record.outstanding_units)
+    admin = ctx.chain.accounts[0]
+    roles = deals.DealRoles.single(admin)
+    handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params, roles=roles)
+    deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
+    deals.open_offering(handle)
+    _write_json(path, {"name": record.name, "pool": record.address, "contracts": {
+        **{k: v for k, v in handle.addresses.items() if k not in ("LoanPool", "SettlementToken")},
+    }, "roles": asdict(roles), "params": {
+        "tranches": [asdict(t) for t in params.tranches], "servicer_fee_bps": params.servicer_fee_bps,
+        "reserve_target_bps": params.reserve_target_bps, "initial_reserve": params.initial_reserve,
+        "default_trigger_bps": params.default_trigger_bps}})
+    return handle
+
+
+def open_deal(ctx: Context, name: str | None = None) -> tuple[deals.DealHandle, PoolFiles]:
+    """The deal of the named pool, or of the only pool in the data dir."""
+    files = find_pool(ctx.data_dir, name)
+    path = deals_dir(ctx) / f"{slug(files.record.name)}.json"
+    if not path.exists():
+        raise ChainabsError(f"pool {files.record.name!r} has no deal yet: run `chainabs deal create`")
+    info = json.loads(path.read_text())
+    roles = deals.DealRoles(**info["roles"])
+    handle = deals.load_deal(ctx.chain, deal=info["contracts"]["Deal"], exchange=info["contracts"]["TrancheExchange"],
+                             roles=roles)
+    return handle, files
+
+
+def tranche_index(handle: deals.DealHandle, tranche: str) -> int:
+    """A tranche by index (0 = most senior) or by symbol."""
+    if tranche.isdigit():
+        k = int(tranche)
+        handle.token(k)
+        return k
+    for k, spec in enumerate(handle.params.tranches):
+        if spec.symbol.lower() == tranche.lower() or spec.name.lower() == tranche.lower():
+            return k
+    raise ChainabsError(f"no tranche {tranche!r}; tranches are " + ", ".join(t.symbol for t in handle.params.tranches))
+
+
+def fund(ctx: Context, *, to: str, amount: int) -> None:
+    """Mint dev settlement tokens (only the dev token of embedded and local chains can)."""
+    cash = ctx.chain.contract("SettlementToken", ctx.core.contracts["SettlementToken"])
+    ctx.chain.send(cash.functions.mint(to, amount), sender=ctx.core.deployer)
+
+
+# -- periods -----------------------------------------------------------------------------------
+
+def loans_from_rows(rows: list[list[Any]]) -> list[Loan]:
+    """The pool's committed rows as Loan records for the simulator (no borrower reference)."""
+    return [Loan(i + 2, r[0], "", r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14])
+            for i, r in enumerate(rows)]
+
+
+def period_root(rows: list[list[Any]], statuses: list[int], outstanding: list[int]) -> bytes:
+    """Merkle root of a period's loan-level tape: each loan's leaf with its new status and balance."""
+    leaves = []
+    for row, status, out in zip(rows, statuses, outstanding, strict=True):
+        values = list(row)
+        values[1] = bytes.fromhex(row[1][2:])
+        values[5], values[11] = out, status
+        leaves.append(merkle.leaf_from_loan_hash(merkle.hash_values(values)))
+    return merkle.MerkleTree.from_leaves(leaves).root
+
+
+@dataclass
+class PostedPeriod:
+    result: PeriodResult
+    matches_model: bool
+    gas_used: int
+
+
+def post_period(ctx: Context, handle: deals.DealHandle, files: PoolFiles, report: PeriodReport, *,
+                loan_root: bytes, loan_count: int, tape: dict[str, Any] | None = None,
+                fund_servicer: bool = False) -> PostedPeriod:
+    """One period through the single code path the simulator and a real servicer share: check
+    the report against the model first (nothing is sent if the rules refuse it), pay it in,
+    run the waterfall on chain, and keep the period's tape."""
+    before = deals.read_state(handle)
+    expected, _ = run_period(handle.params, before, report)  # raises WaterfallError, chain untouched
+    collections = report.interest + report.principal + report.recoveries
+    servicer = handle.roles.servicer
+    if fund_servicer and collections:
+        fund(ctx, to=servicer, amount=collections)
+    result = deals.post_report(handle, report=report, loan_root=loan_root, loan_count=loan_count)
+    if tape is not None:
+        folder = files.folder / "periods"
+        folder.mkdir(exist_ok=True)
+        _write_json(folder / f"{result.period}.json", {"root": "0x" + loan_root.hex(), **tape})
+    return PostedPeriod(result=result, matches_model=result == expected, gas_used=0)
+
+
+def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, periods: int, cdr: float, cpr: float,
+             recovery: float, lag: int, seed: int, cutoff_day: int, progress: Any = None) -> list[PostedPeriod]:
+    """Evolve the pool's loans month by month and post each period; resumable."""
+    from chainabs.servicing import Simulator
+
+    rows = files.rows
+    loans = loans_from_rows(rows)
+    state_path = deals_dir(ctx) / f"{slug(files.record.name)}-servicing.json"
+    if state_path.exists():
+        sim = Simulator.from_state_dict(loans, json.loads(state_path.read_text()))
+    else:
+        sim = Simulator(loans, cutoff_day=cutoff_day, cdr=cdr, cpr=cpr, recovery=recovery, lag=lag, seed=seed)
+    onchain_period = deals.read_state(handle).period
+    posted = []
+    for _ in range(periods):
+        started = time.perf_counter()
+        outcome = sim.step()
+        if outcome.period <= onchain_period:
+            continue  # already posted before an interruption
+        root = period_root(rows, outcome.statuses, outcome.outstanding)
+        done = post_period(ctx, handle, files, outcome.report, loan_root=root, loan_count=len(rows),
+                           tape={"statuses": outcome.statuses, "outstanding": outcome.outstanding},
+                           fund_servicer=True)
+        _write_json(state_path, sim.state_dict())
+        if not done.matches_model:
+            raise WaterfallError(f"period {done.result.period}: the chain's figures differ from the reference model")
+        posted.append(done)
+        if progress:
+            progress(done, time.perf_counter() - started)
+    return posted

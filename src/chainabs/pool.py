@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from chainabs import merkle
@@ -154,10 +156,12 @@ def _check_not_tokenised(ctx: Context, loans: Sequence[Loan]) -> None:
         if errors:
             raise TapeError(errors[:1000], len(errors))
         return
-    token = ctx.chain.contract("LoanToken", address)
+    selector = keccak(text="tokenised(uint256[])")[:4]
     for start in range(0, len(loans), CHECK_CHUNK):
         chunk = loans[start:start + CHECK_CHUNK]
-        found = ctx.chain.call(token.functions.tokenised([merkle.token_id(x.loan_id) for x in chunk]))
+        data = selector + abi_encode(["uint256[]"], [[merkle.token_id(x.loan_id) for x in chunk]])
+        reply = ctx.chain._rpc(lambda: ctx.chain.w3.eth.call({"to": address, "data": data}))
+        (found,) = abi_decode(["uint256[]"], bytes(reply))
         errors.extend(CellError(chunk[i].line, "loan_id", chunk[i].loan_id, "already tokenised on chain")
                       for i in found)
     if errors:

@@ -23,7 +23,7 @@ $(STAMP_NPM): package.json package-lock.json
 	touch $@
 
 run: setup
-	$(BIN)/chainabs deploy
+	$(BIN)/chainabs demo
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)

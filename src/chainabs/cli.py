@@ -18,7 +18,9 @@ from chainabs.errors import ChainabsError, TapeError
 COMMAND_MODULES = (
     "build",
     "deal",
+    "audit",
     "deploy",
+    "demo",
     "pool",
     "tape",
 )

@@ -1,0 +1,74 @@
+"""The main job end to end through the CLI, and audit verify failing on tampered data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chainabs.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    data = tmp_path_factory.mktemp("demo")
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        status = main(["--data-dir", str(data), "--json", "demo", "--no-serve", "--loans", "400", "--periods", "6"])
+    assert status == 0
+    return data, json.loads(buf.getvalue())
+
+
+def test_demo_runs_the_whole_deal_life_and_verifies(demo_run: tuple[Path, dict]) -> None:
+    data, out = demo_run
+    assert out["verify"] == "PASS" and out["periods"] == 6 and out["loans"] > 300
+    assert out["data_dir"] == str(data)
+    assert sum(t["balance"] for t in out["tranches"]) == out["pool_balance"] or out["trigger_breached"]
+    assert all(c["result"] == "PASS" for c in out["checks"]) and len(out["checks"]) >= 6
+    assert all(v > 0 for v in out["claimed"].values())
+
+
+def test_cli_period_show_and_audit_verify(demo_run: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    data, _ = demo_run
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "--json", "period", "show", "3"]) == 0
+    period = json.loads(capsys.readouterr().out)
+    for key in ("period", "interest_collected", "principal_collected", "recoveries", "defaulted_principal",
+                "pool_balance_start", "pool_balance_end", "fee_due", "fee_paid", "reserve_start", "reserve_drawn",
+                "reserve_released", "reserve_added", "reserve_end", "trigger_breached", "residual_paid"):
+        assert key in period
+    assert set(period["tranches"][0]) == {"balance_start", "interest_due", "interest_paid", "interest_unpaid",
+                                          "principal_paid", "loss", "balance_end", "cash_paid"}
+    assert main(["--data-dir", str(data), "period", "show", "99"]) == 1
+    assert "no period 99" in capsys.readouterr().err
+    assert main(["--data-dir", str(data), "--json", "audit", "verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["verify"] == "PASS"
+
+
+def test_audit_verify_fails_on_a_tampered_period_tape(demo_run: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    data, _ = demo_run
+    tape = next((data / "pools").glob("*/periods/2.json"))
+    original = tape.read_text()
+    doctored = json.loads(original)
+    doctored["outstanding"][0] += 1
+    tape.write_text(json.dumps(doctored))
+    try:
+        capsys.readouterr()
+        assert main(["--data-dir", str(data), "audit", "verify"]) == 1
+        assert "FAIL  periods" in capsys.readouterr().out
+    finally:
+        tape.write_text(original)
+
+
+def test_a_refused_report_changes_nothing(demo_run: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    data, out = demo_run
+    capsys.readouterr()
+    status = main(["--data-dir", str(data), "report", "--interest", "1", "--principal", str(out["pool_balance"]),
+                   "--recoveries", "0", "--defaults", "1"])
+    assert status == 1
+    assert "refused" in capsys.readouterr().err
+    assert main(["--data-dir", str(data), "--json", "audit", "verify"]) == 0

@@ -25,7 +25,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from chainabs import merkle
-from chainabs.chain import EmbeddedChain
+from chainabs.chain import EmbeddedChain, RawCall
 from chainabs.context import Context
 from chainabs.errors import CellError, ChainabsError, TapeError
 from chainabs.tape import Eligibility, Loan, apply_eligibility, read_tape
@@ -35,6 +35,8 @@ GAS_PER_LOAN = 27_500           # upper bound per loan in a batch, calldata incl
 BATCH_OVERHEAD_GAS = 250_000
 CHECK_CHUNK = 2_000             # token ids per `tokenised` view call
 OWNERS_SLOT = 2                 # LoanToken's ERC721 `_owners` mapping (asserted by the tests)
+
+MINT_SELECTOR = keccak(text="mintLoans(bytes,bytes32[])")[:4]
 
 Progress = Callable[[int, int], None]
 
@@ -243,7 +245,8 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         packed = b"".join(bytes([len(ids)]) + ids for ids in (x.loan_id.encode() for x in batch))
         hashes = loan_hashes[minted:minted + len(batch)]
         gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch) + 16 * len(packed), _block_limit(ctx))
-        sent = chain.send(pool.functions.mintLoans(packed, hashes), gas=gas, logs=False)
+        call = RawCall(pool.address, MINT_SELECTOR + abi_encode(["bytes", "bytes32[]"], [packed, hashes]))
+        sent = chain.send(call, gas=gas, logs=False)
         gas_used += sent.gas_used
         batches += 1
         minted += len(batch)

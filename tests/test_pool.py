@@ -224,3 +224,36 @@ def test_cli_pool_create_then_proof_across_processes(tmp_path: Path, tape_300: P
     assert proof["verified_on_chain"] is True and proof["root"] == created["root"]
     assert main(["--data-dir", str(data), "proof", "NOT-A-LOAN"]) == 1
     assert "is not in pool" in capsys.readouterr().err
+
+
+def test_pool_create_killed_with_sigkill_resumes_to_the_same_root(tmp_path: Path) -> None:
+    """A real kill -9 of the CLI in the middle of minting; the rerun mints exactly the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tape = tmp_path / "t.csv"
+    write_tape(tape, 1500, 11, "csv")
+    data = tmp_path / "data"
+    deal = Path(__file__).resolve().parents[1] / "examples" / "pool.toml"
+    cmd = [sys.executable, "-m", "chainabs.cli", "--data-dir", str(data), "--json", "pool", "create",
+           "--tape", str(tape), "--deal", str(deal), "--batch-size", "60"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = data / "chain" / "journal.bin"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not journal.exists() or journal.stat().st_size < 60_000):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    assert 0 < report["minted_now"] < report["eligible"]  # it resumed, it did not start over
+    ctx_chain = EmbeddedChain(state_dir=data / "chain")
+    pool = ctx_chain.contract("LoanPool", report["pool"])
+    assert pool.functions.mintedCount().call() == report["eligible"] and pool.functions.filled().call()
+    assert "0x" + pool.functions.loanRoot().call().hex() == report["root"]
+    token_addr = json.loads(next(data.glob("deployment-*.json")).read_text())["contracts"]["LoanToken"]
+    assert ctx_chain.contract("LoanToken", token_addr).functions.balanceOf(report["pool"]).call() == report["eligible"]

@@ -90,10 +90,47 @@ def bench_transfer(args: argparse.Namespace) -> dict:
     return {"bench": "transfer", **run()}
 
 
+def simulate_seconds(loans: int, periods: int = 12) -> dict:
+    """Seconds to simulate and post `periods` periods of a `loans`-loan pool on the embedded chain
+    (the pool is tokenised first; that part is the mint benchmark and is not counted)."""
+    from chainabs import deal as deals
+    from chainabs.chain import EmbeddedChain
+    from chainabs.context import Context
+    from chainabs.deploy import deploy_core
+    from chainabs.demo import DEMO_DEAL
+    from chainabs.dealfile import parse_deal_file
+    from chainabs.operations import create_deal, fund, open_deal, simulate
+    from chainabs.pool import create_pool
+    from chainabs.tapegen import write_tape
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tape = Path(tmp) / "tape.csv"
+        write_tape(tape, loans, 1, "csv")
+        chain = EmbeddedChain()
+        ctx = Context(data_dir=Path(tmp) / "data", chain=chain, core=deploy_core(chain), manifest_path=Path(tmp) / "m")
+        ctx.data_dir.mkdir()
+        dealfile = parse_deal_file(DEMO_DEAL)
+        create_pool(ctx, tape_path=tape, name=dealfile.pool.name, eligibility=dealfile.eligibility())
+        handle = create_deal(ctx, dealfile=dealfile)
+        fund(ctx, to=handle.roles.originator, amount=handle.params.initial_reserve)
+        deals.close(handle)
+        handle, files = open_deal(ctx)
+        started = time.perf_counter()
+        posted = simulate(ctx, handle, files, periods=periods, cdr=0.05, cpr=0.1, recovery=0.35, lag=3, seed=1,
+                          cutoff_day=dealfile.pool.cutoff_day)
+        seconds = time.perf_counter() - started
+    return {"simulate_loans": loans, "simulate_periods": len(posted), "simulate_seconds": round(seconds, 1),
+            "simulate_matches_model": all(p.matches_model for p in posted)}
+
+
 def bench_distribute(args: argparse.Namespace) -> dict:
     from bench_deal import bench_distribute as run
 
-    return {"bench": "distribute", **run(holders_large=args.holders)}
+    out = {"bench": "distribute", **run(holders_large=args.holders)}
+    if args.simulate_loans:
+        out.update(simulate_seconds(args.simulate_loans))
+    out["peak_memory_mib"] = _peak_mib()
+    return out
 
 
 def main() -> int:
@@ -109,6 +146,8 @@ def main() -> int:
     transfer.set_defaults(func=bench_transfer)
     distribute = sub.add_parser("distribute", help="period gas with 10 vs many holders; claim gas")
     distribute.add_argument("--holders", type=int, default=10_000)
+    distribute.add_argument("--simulate-loans", type=int, default=100_000,
+                            help="also time 12 simulated periods of a pool this size (0: skip)")
     distribute.set_defaults(func=bench_distribute)
     args = parser.parse_args()
     print(json.dumps(args.func(args)))

@@ -248,8 +248,10 @@ contract Deal is AccessControl {
 
         uint8 decimals_ = IERC20Metadata(address(settlement_)).decimals();
         address[] memory tokens_ = new address[](n);
+        // A memory array is zero-filled by the compiler and written below.
+        // slither-disable-next-line uninitialized-local
         TrancheToken[MAX_TRANCHES] memory made;
-        uint256 sum;
+        uint256 sum = 0;
         for (uint256 k; k < n; ++k) {
             TrancheConfig memory t = tranches_[k];
             if (t.face == 0 || t.face >= 2 ** 96) revert InvalidParameter("face", t.face);
@@ -325,7 +327,7 @@ contract Deal is AccessControl {
         TrancheToken token = _token(index);
         uint256 n = investors.length;
         if (units.length != n) revert LengthMismatch(n, units.length);
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i; i < n; ++i) {
             _issue(index, units[i]);
             total += units[i];
@@ -349,6 +351,8 @@ contract Deal is AccessControl {
         phase = Phase.Closed;
         reserve = uint128(initialReserve);
         emit OfferingClosed(unsold, initialReserve);
+        // The originator is a fixed role set at deployment that approved this pull; not caller-chosen.
+        // slither-disable-next-line arbitrary-send-erc20
         if (initialReserve > 0) settlement.safeTransferFrom(originator, address(this), initialReserve);
         for (uint256 k; k < n; ++k) {
             if (unsold[k] > 0) _token(k).mint(originator, unsold[k]);
@@ -432,7 +436,7 @@ contract Deal is AccessControl {
         uint256 b1 = b0 - principal - defaults;
         uint256 cash = interest + principal + recoveries;
         uint256 res = reserve;
-        uint256 drawn;
+        uint256 drawn = 0;
         p.interest_collected = uint128(interest);
         p.principal_collected = uint128(principal);
         p.recoveries = uint128(recoveries);
@@ -449,7 +453,7 @@ contract Deal is AccessControl {
         p.fee_paid = uint128(paid);
 
         // 2. Interest, senior first (the residual's coupon is 0 and nothing is carried).
-        uint256 total;
+        uint256 total = 0;
         uint256[] memory starts = new uint256[](n);
         for (uint256 k; k < n; ++k) {
             TrancheSlot storage t = _tranches[k];

@@ -314,6 +314,9 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
         if (w & ~_ELIGIBILITY_MASK == 0) return 0; // no units and nothing carried
         uint256 g = _global;
         int256 correction = int256(w) >> _CORRECTION_SHIFT;
+        // Floor to whole base units, then charge exactly those units back to the correction:
+        // the fraction below one unit stays with the holder, so this is intended.
+        // slither-disable-next-line divide-before-multiply
         amount = uint256(int256(uint128(g) * (w & _BALANCE_MASK)) + correction) / MAGNITUDE;
         if (amount == 0) return 0;
         _holders[holder] = _withCorrection(w, correction - int256(amount * MAGNITUDE));

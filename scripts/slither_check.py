@@ -23,6 +23,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 ACCEPTED = ROOT / "security" / "slither-accepted.json"
 ERC_TARGETS = {"TrancheToken": "ERC20", "LoanToken": "ERC721"}
+# Advisory ERC checks that are not part of the standard: OpenZeppelin 5 removed
+# increaseAllowance, so every OpenZeppelin ERC-20 reports the approval race condition.
+ERC_ADVISORY = {"lack_of_erc20_race_condition_protection"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ def erc_problems(slither: Any) -> dict[str, list[str]]:
         generic_erc_checks(contracts[0], ERCS[erc][0], ERCS[erc][1], ret)
         if erc in ADDITIONAL_CHECKS:
             ADDITIONAL_CHECKS[erc](contracts[0], ret)
-        problems[name] = [json.dumps(x, default=str)[:300] for items in ret.values() for x in items]
+        problems[name] = [f"{kind}: {x.get('description', '').strip()}" for kind, items in ret.items()
+                          if kind not in ERC_ADVISORY for x in items]
     return problems
 
 

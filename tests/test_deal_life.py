@@ -75,7 +75,8 @@ def test_holders_claim_their_exact_share_after_transfers(deal: tuple[EmbeddedCha
     a = chain.accounts
     first = D.post_report(handle, report=REPORTS[0], loan_root=b"\x01" * 32, loan_count=2)
     cash_a = first.tranches[0].cash_paid
-    D.transfer(handle, tranche=0, sender=a[1], to=a[2], units=100_000)   # after the period: no effect on it
+    D.transfer(handle, tranche=0, sender=a[1], to=a[2], units=60_000)    # after the period: no effect on it
+    D.forced_transfer(handle, tranche=0, from_=a[1], to=a[2], units=40_000)  # nor does a forced one
     second = D.post_report(handle, report=REPORTS[1], loan_root=b"\x01" * 32, loan_count=2)
     cash_a2 = second.tranches[0].cash_paid
     expect1 = cash_a * 500_000 // 800_000 + cash_a2 * 400_000 // 800_000
@@ -145,3 +146,15 @@ def test_reports_are_guarded(deal: tuple[EmbeddedChain, D.DealHandle]) -> None:
         D.post_report(handle, report=PeriodReport(0, 900_000, 0, 200_000), loan_root=b"\x01" * 32, loan_count=2)
     assert "Exceed" in info.value.name
     assert D.read_state(handle).period == 0
+
+
+def test_reports_out_of_order_or_twice_are_refused(deal: tuple[EmbeddedChain, D.DealHandle]) -> None:
+    chain, handle = deal
+    with pytest.raises(ContractRevert) as info:
+        D.post_report(handle, report=REPORTS[0], loan_root=b"\x01" * 32, loan_count=2, period=2)
+    assert info.value.name == "ReportOutOfOrder"
+    D.post_report(handle, report=REPORTS[0], loan_root=b"\x01" * 32, loan_count=2, period=1)
+    with pytest.raises(ContractRevert) as info:
+        D.post_report(handle, report=REPORTS[1], loan_root=b"\x01" * 32, loan_count=2, period=1)
+    assert info.value.name == "ReportOutOfOrder"
+    assert D.read_state(handle).period == 1

@@ -1,0 +1,55 @@
+"""A three-tranche deal issued to several investors through the CLI, as an operator would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chainabs.cli import main
+from chainabs.tapegen import write_tape
+
+ROOT = Path(__file__).resolve().parents[1]
+A1 = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
+A2 = "0x6813Eb9362372EEF6200f3b1dbC3f819671cBA69"
+STRANGER = "0xe1AB8145F7E55DC933d51a18c793F901A3A0b276"
+
+
+def test_deal_life_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tape = tmp_path / "tape.csv"
+    write_tape(tape, 300, 5, "csv")
+    base = ["--data-dir", str(tmp_path / "data")]
+
+    def run(*args: str) -> tuple[int, str, str]:
+        status = main([*base, *args])
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    deal = str(ROOT / "examples" / "deal.toml")
+    assert run("pool", "create", "--tape", str(tape), "--deal", deal)[0] == 0
+    status, out, _ = run("--json", "deal", "create", "--deal", deal)
+    assert status == 0
+    faces = json.loads(out)["faces"]
+    assert run("investors", "add", A1, A2)[0] == 0
+    for who in (A1, A2):
+        assert run("fund", who, str(faces["CABS-A"]))[0] == 0
+    assert run("subscribe", "--investor", A1, "--tranche", "CABS-A", "--units", str(faces["CABS-A"] // 2))[0] == 0
+    assert run("subscribe", "--investor", A2, "--tranche", "1", "--units", str(faces["CABS-B"]))[0] == 0
+    status, _, err = run("subscribe", "--investor", A2, "--tranche", "1", "--units", "1")
+    assert status == 1 and "ExceedsFace" in err
+    assert run("close")[0] == 0
+    assert run("transfer", "--from", A1, "--to", A2, "--tranche", "0", "--units", "1000")[0] == 0
+    status, _, err = run("transfer", "--from", A1, "--to", STRANGER, "--tranche", "0", "--units", "1")
+    assert status == 1 and "TransferRestricted(code=3)" in err
+    assert run("trade", "--seller", A1, "--buyer", A2, "--tranche", "CABS-A", "--units", "500", "--price", "495")[0] == 0
+    status, out, _ = run("--json", "simulate", "--periods", "3", "--seed", "2")
+    periods = json.loads(out)["periods"]
+    assert [p["period"] for p in periods] == [1, 2, 3] and all(p["matches_model"] for p in periods)
+    status, out, _ = run("--json", "claim", "--holder", A2)
+    assert status == 0 and json.loads(out)["claimed"] > 0
+    assert run("investors", "freeze", A2)[0] == 0
+    status, _, err = run("transfer", "--from", A2, "--to", A1, "--tranche", "0", "--units", "1")
+    assert status == 1 and "TransferRestricted(code=4)" in err
+    status, out, _ = run("--json", "audit", "verify")
+    assert status == 0 and json.loads(out)["verify"] == "PASS"

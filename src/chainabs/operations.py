@@ -113,7 +113,6 @@ def period_root(rows: list[list[Any]], statuses: list[int], outstanding: list[in
 class PostedPeriod:
     result: PeriodResult
     matches_model: bool
-    gas_used: int
 
 
 def post_period(ctx: Context, handle: deals.DealHandle, files: PoolFiles, report: PeriodReport, *,
@@ -133,7 +132,7 @@ def post_period(ctx: Context, handle: deals.DealHandle, files: PoolFiles, report
         folder = files.folder / "periods"
         folder.mkdir(exist_ok=True)
         _write_json(folder / f"{result.period}.json", {"root": "0x" + loan_root.hex(), **tape})
-    return PostedPeriod(result=result, matches_model=result == expected, gas_used=0)
+    return PostedPeriod(result=result, matches_model=result == expected)
 
 
 def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, periods: int, cdr: float, cpr: float,

@@ -202,7 +202,6 @@ def run_report(args: argparse.Namespace) -> int:
     handle, files = open_deal(ctx)
     report = PeriodReport(args.interest, args.principal, args.recoveries, args.defaults)
     if args.loan_tape:
-        from chainabs.pool import committed_rows  # noqa: F401 - the tape's loans, with this period's values
         from chainabs.operations import period_root
 
         tape = read_tape(args.loan_tape, decimals=files.record.decimals)

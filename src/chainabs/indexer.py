@@ -1,0 +1,589 @@
+"""Read every chainabs contract event into the store, page by page, surviving reorgs.
+
+Which contracts: the core deployment (LoanToken, SettlementToken), every pool folder of the data
+dir (`pools/*/pool.json`), every `deals/*.json` with a `contracts` mapping of
+`ArtifactName[:label]` to address, and any extra `{address: "ArtifactName[:label]"}` given by
+the caller. Each contract is read from its deployment block; one registered later is
+backfilled up to the cursor before it joins the others.
+
+How: `eth_getLogs` over a block range for all addresses at once, starting at `max_range`
+blocks, halving the range whenever the node refuses (too many results, range too large, a
+timeout: any error of the log source) and doubling it back after a few successes. Before each page the stored
+hash of the cursor block is compared with the chain's; on a mismatch the fork point is found
+by bisecting the stored block hashes, everything after it is removed in one transaction
+(`Store.rollback_to`) and the range is read again. Only blocks at least `confirmations` deep
+are read.
+
+Two log sources sit behind one interface: a JSON-RPC node (raw `eth_getLogs`, parsed here
+without web3's per-log formatting) and the embedded chain (receipts read straight from
+py-evm: about six times faster than eth-tester's `get_logs`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eth_abi import decode as abi_decode
+from eth_utils import event_abi_to_log_topic, is_address
+
+from chainabs.build import artifact_names, load_artifact
+from chainabs.chain import Chain, EmbeddedChain
+from chainabs.context import Context
+from chainabs.errors import ChainabsError, ReorgDetected, RpcError
+from chainabs.pool import pools_dir, read_record
+from chainabs.store import HEAD, BlockRow, ContractRow, EventRow, Store, TransferRow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RANGE = 2_000
+GROW_AFTER = 3            # successful pages before the range doubles again
+MAX_JSON_INT = 2**53      # larger integers are stored in args_json as decimal strings
+
+# (block_number, block_hash, tx_hash, log_index, address, topics, data); hashes and address
+# are lower-case 0x-hex, topics 32-byte strings.
+RawLog = tuple[int, str, str, int, str, Sequence[bytes], bytes]
+
+
+# -- log sources -------------------------------------------------------------------------------
+
+class LogSource(Protocol):
+    def head(self) -> int: ...
+    def block(self, number: int) -> tuple[str, str] | None:
+        """(hash, parent hash) of a canonical block, None when the chain has no such block."""
+    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]: ...
+
+
+class RpcSource:
+    """A JSON-RPC node; every failure becomes RpcError (which makes the indexer shrink its range)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.provider = chain.w3.provider
+
+    def _request(self, method: str, params: list[Any]) -> Any:
+        try:
+            response = self.provider.make_request(method, params)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - transport errors of any provider
+            raise RpcError(f"{method} failed: {exc.__class__.__name__}: {exc}") from None
+        error = response.get("error")
+        if error:
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise RpcError(f"node refused {method}: {message}")
+        return response.get("result")
+
+    def head(self) -> int:
+        return int(self._request("eth_blockNumber", []), 16)
+
+    def block(self, number: int) -> tuple[str, str] | None:
+        found = self._request("eth_getBlockByNumber", [hex(number), False])
+        return None if not found else (found["hash"].lower(), found["parentHash"].lower())
+
+    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]:
+        result = self._request("eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": hex(to_block),
+                                                "address": list(addresses)}])
+        try:
+            return [(int(x["blockNumber"], 16), x["blockHash"].lower(), x["transactionHash"].lower(),
+                     int(x["logIndex"], 16), x["address"].lower(), [bytes.fromhex(t[2:]) for t in x["topics"]],
+                     bytes.fromhex(x["data"][2:]))
+                    for x in result if not x.get("removed")]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RpcError(f"node answered eth_getLogs with a malformed log: {exc}") from None
+
+
+class EmbeddedSource:
+    """The embedded chain's receipts, read from py-evm's database."""
+
+    def __init__(self, chain: EmbeddedChain) -> None:
+        self.backend = chain.backend
+
+    def head(self) -> int:
+        return int(self.backend.chain.get_canonical_head().block_number)
+
+    def block(self, number: int) -> tuple[str, str] | None:
+        from eth.exceptions import HeaderNotFound
+
+        if not 0 <= number <= self.head():  # after a revert py-evm still maps higher numbers
+            return None
+        try:
+            header = self.backend.chain.get_canonical_block_header_by_number(number)
+        except HeaderNotFound:
+            return None
+        return "0x" + header.hash.hex(), "0x" + header.parent_hash.hex()
+
+    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]:
+        chain = self.backend.chain
+        wanted = {bytes.fromhex(a[2:]) for a in addresses}
+        out: list[RawLog] = []
+        append = out.append
+        head = min(to_block, self.head())
+        for number in range(max(from_block, 0), head + 1):
+            header = chain.get_canonical_block_header_by_number(number)
+            receipts = chain.chaindb.get_receipts(header, chain.get_vm_class(header).get_receipt_builder())
+            if not any(lg.address in wanted for r in receipts for lg in r.logs):
+                continue
+            block_hash = "0x" + header.hash.hex()
+            transactions = chain.get_canonical_block_by_number(number).transactions
+            index = 0
+            for i, receipt in enumerate(receipts):
+                tx_hash = None
+                for lg in receipt.logs:
+                    if lg.address in wanted:
+                        if tx_hash is None:
+                            tx_hash = "0x" + transactions[i].hash.hex()
+                        append((number, block_hash, tx_hash, index, "0x" + lg.address.hex(),
+                                [t.to_bytes(32, "big") for t in lg.topics], lg.data))
+                    index += 1
+        return out
+
+
+def log_source(chain: Chain) -> LogSource:
+    return EmbeddedSource(chain) if isinstance(chain, EmbeddedChain) else RpcSource(chain)
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+Convert = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _abi_type(param: Mapping[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + kind[5:]
+    return kind
+
+
+def _value_converter(param: Mapping[str, Any], kind: str | None = None) -> Convert:
+    """JSON-able form of an ABI-decoded value: addresses lower-case, bytes 0x-hex, structs as dicts."""
+    kind = kind if kind is not None else str(param["type"])
+    if kind.endswith("]"):
+        inner = _value_converter(param, kind[:kind.rindex("[")])
+        return (lambda v: list(v)) if inner is _identity else (lambda v: [inner(x) for x in v])
+    if kind == "tuple":
+        parts = [(c.get("name") or f"arg{i}", _value_converter(c)) for i, c in enumerate(param["components"])]
+        return lambda v: {name: conv(x) for (name, conv), x in zip(parts, v, strict=True)}
+    if kind == "address":
+        return lambda v: v.lower()
+    if kind.startswith("bytes"):
+        return lambda v: "0x" + bytes(v).hex()
+    if kind.startswith(("uint", "int")):
+        return json_int
+    return _identity
+
+
+def json_int(value: int) -> int | str:
+    """An integer as JSON clients can read it exactly: beyond 2**53 (JavaScript's exact range)
+    it is a decimal string."""
+    return value if -MAX_JSON_INT <= value <= MAX_JSON_INT else str(value)
+
+
+def _topic_converter(param: Mapping[str, Any]) -> Convert:
+    """An indexed value from its topic; dynamic types are stored as their hash (0x-hex)."""
+    kind = str(param["type"])
+    if kind == "address":
+        return lambda t: "0x" + t[12:].hex()
+    if kind.startswith("uint"):
+        return lambda t: json_int(int.from_bytes(t, "big"))
+    if kind.startswith("int"):
+        return lambda t: json_int(int.from_bytes(t, "big", signed=True))
+    if kind == "bool":
+        return lambda t: t[-1] != 0
+    if kind.startswith("bytes") and kind != "bytes" and not kind.endswith("]"):
+        size = int(kind[5:])
+        return lambda t: "0x" + t[:size].hex()
+    return lambda t: "0x" + t.hex()
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    topics: tuple[tuple[str, Convert], ...]       # indexed inputs after topic0
+    data_names: tuple[str, ...]
+    data_types: tuple[str, ...]
+    data_converters: tuple[Convert, ...]
+    transfer: str | None                          # "erc20" or "erc721" for a standard Transfer
+
+    def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
+        if len(topics) != len(self.topics) + 1:
+            raise ValueError(f"{self.name}: {len(topics)} topics, expected {len(self.topics) + 1}")
+        args = {name: conv(t) for (name, conv), t in zip(self.topics, topics[1:], strict=True)}
+        if self.data_types:
+            values = abi_decode(self.data_types, data)
+            for name, conv, value in zip(self.data_names, self.data_converters, values, strict=True):
+                args[name] = conv(value)
+        return args
+
+
+def _transfer_kind(event: Mapping[str, Any]) -> str | None:
+    shape = [(p["type"], p["indexed"]) for p in event["inputs"]]
+    if event["name"] != "Transfer":
+        return None
+    if shape == [("address", True), ("address", True), ("uint256", False)]:
+        return "erc20"
+    if shape == [("address", True), ("address", True), ("uint256", True)]:
+        return "erc721"
+    return None
+
+
+_SPECS: dict[str, dict[bytes, EventSpec]] = {}
+
+
+def event_specs(artifact: str) -> dict[bytes, EventSpec]:
+    """topic0 -> decoder for every non-anonymous event of an artifact's ABI."""
+    if artifact not in _SPECS:
+        specs = {}
+        for item in load_artifact(artifact)["abi"]:
+            if item["type"] != "event" or item.get("anonymous"):
+                continue
+            named = [(p.get("name") or f"arg{i}", p) for i, p in enumerate(item["inputs"])]
+            indexed = tuple((n, _topic_converter(p)) for n, p in named if p["indexed"])
+            data = [(n, p) for n, p in named if not p["indexed"]]
+            specs[event_abi_to_log_topic(item)] = EventSpec(
+                name=item["name"], topics=indexed, data_names=tuple(n for n, _ in data),
+                data_types=tuple(_abi_type(p) for _, p in data),
+                data_converters=tuple(_value_converter(p) for _, p in data), transfer=_transfer_kind(item))
+        _SPECS[artifact] = specs
+    return _SPECS[artifact]
+
+
+def token_kind(artifact: str) -> str:
+    kinds = {s.transfer for s in event_specs(artifact).values() if s.transfer}
+    return kinds.pop() if len(kinds) == 1 else "other"
+
+
+# -- what to index -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Watched:
+    address: str      # lower-case
+    artifact: str
+    label: str
+    start_block: int
+
+
+def _split_name(name: str) -> str:
+    return name.split(":", 1)[0]
+
+
+def discover_contracts(ctx: Context) -> list[Watched]:
+    """The core contracts, every pool of the data dir and every deal file's contracts.
+
+    Files that cannot be read are skipped with a warning: a half-written deal file must not
+    stop the indexer.
+    """
+    known = set(artifact_names())
+    core_start = int(ctx.core.deployment_block)
+    found: dict[str, Watched] = {}
+
+    def add(address: Any, name: str, label: str, start: int, origin: str) -> None:
+        artifact = _split_name(name)
+        if not isinstance(address, str) or not is_address(address):
+            log.warning("%s: %s has no valid address (%r); not indexed", origin, name, address)
+            return
+        if artifact not in known:
+            log.warning("%s: no artifact named %r; %s not indexed", origin, artifact, address)
+            return
+        found.setdefault(address.lower(), Watched(address.lower(), artifact, label, start))
+
+    for name, address in sorted(ctx.core.contracts.items()):
+        add(address, name, name, core_start, str(ctx.manifest_path))
+    pool_starts: dict[str, int] = {}
+    for path in sorted(pools_dir(ctx.data_dir).glob("*/pool.json")):
+        try:
+            record = read_record(path.parent)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("%s unreadable (%s); not indexed", path, exc)
+            continue
+        if record is None or not record.address:
+            continue
+        start = int(record.deployment_block or core_start)
+        pool_starts[record.address.lower()] = start
+        add(record.address, "LoanPool", f"{path.parent.name}/LoanPool", start, str(path))
+    for path in sorted((ctx.data_dir / "deals").glob("*.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("%s unreadable (%s); not indexed", path, exc)
+            continue
+        contracts = info.get("contracts") if isinstance(info, dict) else None
+        if not isinstance(contracts, dict):
+            continue
+        start = info.get("deployment_block")
+        if not isinstance(start, int):
+            pool = info.get("pool")
+            start = pool_starts.get(pool.lower(), core_start) if isinstance(pool, str) else core_start
+        for name, address in sorted(contracts.items()):
+            add(address, name, f"{path.stem}/{name}", start, str(path))
+    return list(found.values())
+
+
+def contracts_for(ctx: Context) -> dict[str, str]:
+    """`{address: artifact name}` of every contract `discover_contracts` finds (lower-case
+    addresses): the core deployment, the data dir's pools and its deal files' contracts."""
+    return {w.address: w.artifact for w in discover_contracts(ctx)}
+
+
+# -- the indexer -------------------------------------------------------------------------------
+
+@dataclass
+class SyncStats:
+    events: int = 0            # new events stored
+    blocks: int = 0            # blocks covered
+    seconds: float = 0.0
+    pages: int = 0
+    reorgs: int = 0
+    indexed_head: int | None = None
+    chain_head: int | None = None
+    range: int = 0             # page size in blocks at the end
+    rolled_back_to: list[int] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"events": self.events, "blocks": self.blocks, "seconds": round(self.seconds, 3),
+                "events_per_second": round(self.events_per_second, 1), "pages": self.pages, "reorgs": self.reorgs,
+                "rolled_back_to": self.rolled_back_to, "indexed_head": self.indexed_head,
+                "chain_head": self.chain_head, "range": self.range}
+
+
+class Indexer:
+    """Keeps a Store in step with the chain. Thread-safe: one sync at a time.
+
+    `lock` guards every read of the chain; the service shares it with its request handlers
+    because the embedded chain is not safe to use from two threads at once.
+    """
+
+    def __init__(self, source: Context | Chain, store: Store, contracts: Mapping[str, str] | None = None,
+                 start_block: int | None = None, *, confirmations: int = 0, page: int | None = None,
+                 max_range: int = DEFAULT_RANGE, lock: threading.RLock | None = None) -> None:
+        """`source`: a Context (its core deployment, pools and deal files are discovered on every
+        sync) or a bare Chain. `contracts`: extra `{address: "ArtifactName[:label]"}`, read from
+        `start_block` (default: the core deployment block, else 0). `page` (alias `max_range`):
+        the largest block range asked of `eth_getLogs`."""
+        if page is not None:
+            max_range = page
+        if confirmations < 0 or max_range < 1:
+            raise ChainabsError("confirmations must be >= 0 and the block range >= 1")
+        self.ctx = source if isinstance(source, Context) else None
+        self.chain: Chain = source.chain if isinstance(source, Context) else source
+        self.store = store
+        self.source: LogSource = log_source(self.chain)
+        self.extra = dict(contracts or {})
+        self.confirmations = confirmations
+        self.max_range = max_range
+        self.range = max_range
+        self.start_block = start_block
+        self.lock = lock or threading.RLock()
+        self.stop_event = threading.Event()
+        self._successes = 0
+        self._sync_lock = threading.Lock()
+
+    # which contracts
+    def watched(self) -> list[Watched]:
+        out = discover_contracts(self.ctx) if self.ctx is not None else []
+        seen = {w.address for w in out}
+        default_start = self.start_block if self.start_block is not None else (
+            int(self.ctx.core.deployment_block) if self.ctx is not None else 0)
+        for address, name in self.extra.items():
+            if not is_address(address):
+                raise ChainabsError(f"extra contract {address!r} is not an address")
+            artifact = _split_name(name)
+            load_artifact(artifact)
+            if address.lower() not in seen:
+                out.append(Watched(address.lower(), artifact, name, default_start))
+        return out
+
+    def _register(self) -> list[ContractRow]:
+        known = {c.address for c in self.store.contracts()}
+        new = [ContractRow(w.address, w.artifact, w.label, token_kind(w.artifact), w.start_block, w.start_block - 1)
+               for w in self.watched() if w.address not in known]
+        if new:
+            self.store.add_contracts(new)
+            log.info("indexing %d new contract(s): %s", len(new), ", ".join(f"{c.label} {c.address}" for c in new))
+        return self.store.contracts()
+
+    # chain reads, under the shared lock
+    def _head(self) -> int:
+        with self.lock:
+            return self.source.head()
+
+    def _block(self, number: int) -> tuple[str, str] | None:
+        with self.lock:
+            return self.source.block(number)
+
+    def _fetch(self, start: int, target: int, addresses: Sequence[str]) -> tuple[int, list[RawLog]]:
+        """Logs of [start, end] for the largest end <= target the node accepts."""
+        while True:
+            end = min(start + self.range - 1, target)
+            try:
+                with self.lock:
+                    logs = self.source.get_logs(start, end, addresses)
+            except Exception as exc:  # noqa: BLE001 - a refusal (range, limit, timeout) of any source
+                if end == start:
+                    if isinstance(exc, ChainabsError):
+                        raise
+                    raise RpcError(f"reading the logs of block {start} failed: {exc.__class__.__name__}: {exc}") from exc
+                self.range = max(1, (end - start + 1) // 2)
+                self._successes = 0
+                log.info("node refused blocks %d-%d (%s); range now %d blocks", start, end, exc, self.range)
+                continue
+            self._successes += 1
+            if self._successes >= GROW_AFTER and self.range < self.max_range:
+                self.range = min(self.max_range, self.range * 2)
+                self._successes = 0
+            return end, logs
+
+    # reorgs
+    def _check_reorg(self, cursor: int, contracts: Sequence[ContractRow], stats: SyncStats) -> int:
+        """The cursor, moved back to the fork point if the chain no longer has the stored block."""
+        stored = self.store.block_hash(cursor)
+        if stored is None:
+            return cursor
+        current = self._block(cursor)
+        if current is not None and current[0] == stored:
+            return cursor
+        numbers = self.store.block_numbers(cursor)
+        lo, hi, fork = 0, len(numbers) - 1, min((c.start_block for c in contracts), default=0) - 1
+        while lo <= hi:  # blocks below a matching block match too: bisect
+            mid = (lo + hi) // 2
+            chain_block = self._block(numbers[mid])
+            if chain_block is not None and chain_block[0] == self.store.block_hash(numbers[mid]):
+                fork, lo = numbers[mid], mid + 1
+            else:
+                hi = mid - 1
+        removed = self.store.rollback_to(fork)
+        log.warning("%s: removed %d events after block %d; reading again", ReorgDetected(fork + 1), removed, fork)
+        stats.reorgs += 1
+        stats.rolled_back_to.append(fork)
+        return fork
+
+    # pages
+    def _page(self, start: int, target: int, contracts: Sequence[ContractRow], *, move_head: bool,
+              stats: SyncStats) -> int | None:
+        """Read and store one page; the block it ended at, or None when it must be re-read."""
+        addresses = [c.address for c in contracts]
+        end, logs = self._fetch(start, target, addresses)
+        tip = self._block(end)
+        if tip is None:
+            return None  # the chain got shorter under us: the next reorg check sorts it out
+        labels = {c.address: (c.artifact, c.label) for c in contracts}
+        events: list[EventRow] = []
+        transfers: list[TransferRow] = []
+        hashes: dict[int, str] = {}
+        for number, block_hash, tx_hash, index, address, topics, data in logs:
+            if hashes.setdefault(number, block_hash) != block_hash or (number == end and block_hash != tip[0]):
+                log.info("blocks %d-%d changed while being read; reading them again", start, end)
+                return None
+            if address not in labels:
+                continue  # a node that ignores the address filter
+            artifact, label = labels[address]
+            spec = event_specs(artifact).get(topics[0]) if topics else None
+            try:
+                if spec is None:
+                    raise ValueError("unknown event")
+                args = spec.decode(topics, data)
+                name = spec.name
+            except Exception as exc:  # noqa: BLE001 - keep undecodable logs, raw, rather than lose them
+                log.warning("%s %s log %d in block %d not decoded (%s); stored raw", label, address, index, number, exc)
+                name, args, spec = "Unknown", {"topics": ["0x" + t.hex() for t in topics], "data": "0x" + data.hex()}, None
+            events.append((block_hash, index, number, tx_hash, address, label, name,
+                           json.dumps(args, separators=(",", ":"))))
+            if spec is not None and spec.transfer is not None:
+                if spec.transfer == "erc20":
+                    amount, token_id = str(args["value"]), None  # json_int may have made it a string
+                else:
+                    amount, token_id = "1", str(args["tokenId"])
+                transfers.append((block_hash, index, number, tx_hash, address, spec.transfer, args["from"], args["to"],
+                                  amount, token_id))
+        blocks: list[BlockRow] = [(n, h, None) for n, h in hashes.items() if n != end]
+        blocks.append((end, tip[0], tip[1]))
+        stats.events += self.store.ingest(events=events, transfers=transfers, blocks=blocks, synced_to=end,
+                                          contracts=addresses, cursor=HEAD if move_head else None)
+        stats.pages += 1
+        stats.blocks += end - start + 1
+        return end
+
+    def sync(self, *, max_pages: int | None = None) -> SyncStats:
+        """Index every confirmed block not yet indexed; returns what was done."""
+        with self._sync_lock:
+            stats = SyncStats()
+            started = time.perf_counter()
+            try:
+                self._sync(stats, max_pages)
+            finally:
+                stats.seconds = time.perf_counter() - started
+                stats.indexed_head = self.store.cursor()
+                stats.range = self.range
+            return stats
+
+    def _sync(self, stats: SyncStats, max_pages: int | None) -> None:
+        chain_head = self._head()
+        stats.chain_head = chain_head
+        target = chain_head - self.confirmations
+        contracts = self._register()
+        if not contracts:
+            return
+        cursor = self.store.cursor()
+        if cursor is None:
+            cursor = min(c.start_block for c in contracts) - 1
+            self.store.set_cursor(cursor)
+        cursor = self._check_reorg(cursor, contracts, stats)
+        contracts = self.store.contracts()
+        # contracts registered after the cursor passed their deployment: catch them up first
+        for lagging in sorted({c.synced_to for c in contracts if c.synced_to < cursor}):
+            group = [c for c in contracts if c.synced_to == lagging]
+            start = lagging + 1
+            while start <= cursor:
+                end = self._page(start, cursor, group, move_head=False, stats=stats)
+                if end is None:
+                    return
+                start = end + 1
+        contracts = self.store.contracts()
+        while cursor < target and (max_pages is None or stats.pages < max_pages) and not self.stop_event.is_set():
+            checked = self._check_reorg(cursor, contracts, stats)
+            if checked != cursor:
+                cursor = checked
+                contracts = self.store.contracts()
+                continue
+            end = self._page(cursor + 1, target, contracts, move_head=True, stats=stats)
+            if end is not None:
+                cursor = end
+
+    def run_forever(self, interval: float = 2.0, stop_event: threading.Event | None = None) -> None:
+        """Sync every `interval` seconds until `stop_event` (default: self.stop_event) is set.
+        Errors are logged and retried at the next interval: the service keeps serving."""
+        if stop_event is not None:
+            self.stop_event = stop_event
+        stop = self.stop_event
+        while not stop.is_set():
+            try:
+                stats = self.sync()
+                if stats.events or stats.reorgs:
+                    log.info("indexed %d events in %d blocks (%.2f s); head %s", stats.events, stats.blocks,
+                             stats.seconds, stats.indexed_head)
+            except ChainabsError as exc:
+                log.warning("indexing failed: %s; retrying in %.1f s", exc, interval)
+            except Exception:  # noqa: BLE001 - a bug must not silently stop the indexer thread
+                log.exception("indexing failed unexpectedly; retrying in %.1f s", interval)
+            stop.wait(interval)
+
+    def start(self, interval: float = 2.0) -> threading.Thread:
+        """run_forever in a daemon thread; `stop()` ends it."""
+        self.stop_event.clear()
+        thread = threading.Thread(target=self.run_forever, args=(interval,), name="chainabs-indexer", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
+

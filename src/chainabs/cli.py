@@ -21,7 +21,9 @@ COMMAND_MODULES = (
     "audit",
     "deploy",
     "demo",
+    "index",
     "pool",
+    "serve",
     "tape",
 )
 

@@ -1,0 +1,199 @@
+"""What route handlers depend on: the app's state, validated path values and pagination.
+
+Routes declare these as `Annotated` aliases (`StoreDep`, `PageDep`, `AddressPath`, ...), so
+a handler's signature says what it needs and FastAPI validates the request before the handler
+runs; bad input becomes a 4xx with a sentence, never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from eth_utils import is_checksum_address, to_checksum_address
+from fastapi import Depends, Path as PathParam, Query, Request
+
+from chainabs.api.settings import Settings
+from chainabs.context import Context
+from chainabs.errors import ChainabsError
+from chainabs.indexer import Indexer
+from chainabs.pool import PoolFiles, pools_dir, read_record, slug
+from chainabs.store import Store
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 10**9
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+class NotFound(ChainabsError):
+    """The request names something that does not exist (404)."""
+
+
+class BadInput(ChainabsError):
+    """A request value is malformed (422)."""
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A user-supplied value, quoted and cut short, for an error message."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+# -- hooks for deal-aware figures ----------------------------------------------------------------
+
+PoolFigures = Callable[..., dict[str, Any] | None]
+"""(ctx=, store=, files=) -> the deal figures of a pool (balance, factor, tranches...) or None."""
+HoldingsEnricher = Callable[..., list[dict[str, Any]]]
+"""(ctx=, store=, address=, holdings=) -> the holdings list, enriched (claimable, eligibility...)."""
+
+
+@dataclass
+class Hooks:
+    pool_figures: PoolFigures | None = None
+    holdings: HoldingsEnricher | None = None
+
+
+# -- pools of the data dir ---------------------------------------------------------------------
+
+@dataclass
+class PoolEntry:
+    stamp: int
+    files: PoolFiles
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+
+class PoolCatalog:
+    """The pools of a data dir by slug and by address, reloaded when a pool.json changes.
+
+    Lookups only match folders that exist: a request value never becomes a file path.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._entries: dict[str, PoolEntry] = {}
+        self._lock = threading.Lock()
+
+    def _scan(self) -> dict[str, PoolEntry]:
+        with self._lock:
+            found = {}
+            for path in sorted(pools_dir(self.data_dir).glob("*/pool.json")):
+                try:
+                    stamp = path.stat().st_mtime_ns
+                except OSError:
+                    continue
+                name = path.parent.name
+                entry = self._entries.get(name)
+                if entry is None or entry.stamp != stamp:
+                    try:
+                        if read_record(path.parent) is None:
+                            continue
+                        entry = PoolEntry(stamp, PoolFiles(path.parent))
+                    except (ChainabsError, OSError, ValueError, TypeError):
+                        continue
+                found[name] = entry
+            self._entries = found
+            return found
+
+    def entries(self) -> list[PoolEntry]:
+        """Every pool, by folder name."""
+        return list(self._scan().values())
+
+    def entry(self, key: str) -> PoolEntry:
+        entries = self._scan()
+        if _ADDRESS.fullmatch(key):
+            for entry in entries.values():
+                if (entry.files.record.address or "").lower() == key.lower():
+                    return entry
+            raise NotFound(f"no pool at address {key}")
+        try:
+            wanted = slug(key)
+        except ChainabsError:
+            wanted = None
+        if wanted in entries:
+            return entries[wanted]
+        raise NotFound(f"no pool named {shown(key)}")
+
+
+# -- the app's state -----------------------------------------------------------------------------
+
+@dataclass
+class AppState:
+    settings: Settings
+    ctx: Context
+    store: Store
+    indexer: Indexer
+    chain_lock: threading.RLock
+    pools: PoolCatalog
+    hooks: Hooks
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.chainabs  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_store(state: StateDep) -> Store:
+    return state.store
+
+
+def get_context(state: StateDep) -> Context:
+    return state.ctx
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+ContextDep = Annotated[Context, Depends(get_context)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+# -- validated values ----------------------------------------------------------------------------
+
+def parse_address(value: str, what: str = "address") -> str:
+    """A 0x address, lower-cased; mixed case must carry a valid EIP-55 checksum."""
+    if not _ADDRESS.fullmatch(value):
+        raise BadInput(f"malformed {what} {shown(value)}: expected 0x followed by 40 hex digits")
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise BadInput(f"{what} {shown(value)} fails its EIP-55 checksum (mistyped?)")
+    return value.lower()
+
+
+@lru_cache(maxsize=65_536)
+def checksum(address: str) -> str:
+    return to_checksum_address(address)
+
+
+def address_path(address: Annotated[str, PathParam(description="an Ethereum address, 0x + 40 hex digits")]) -> str:
+    return parse_address(address)
+
+
+def pool_entry(state: StateDep,
+               pool: Annotated[str, PathParam(description="the pool's address or its name (slug)")]) -> PoolEntry:
+    return state.pools.entry(pool)
+
+
+AddressPath = Annotated[str, Depends(address_path)]
+PoolEntryDep = Annotated[PoolEntry, Depends(pool_entry)]
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def pagination(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 100,
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0) -> Page:
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(pagination)]

@@ -1,0 +1,184 @@
+"""The FastAPI app: `create_app(settings, ctx)` wires the store, the indexer and the routes.
+
+Errors are translated here, once: every ChainabsError becomes a 4xx (or 503 when the chain is
+unreachable) with a JSON body `{"error": "<a sentence>"}`; validation errors name the
+parameter; request bodies over `max_body_bytes` get 413 before any handler reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chainabs import __version__
+from chainabs.api.deps import AppState, BadInput, Hooks, NotFound, PoolCatalog
+from chainabs.api.routes import health, investors, loans, operator, pools
+from chainabs.api.settings import Settings
+from chainabs.context import Context, open_context
+from chainabs.errors import ChainabsError, ChainError, ContractRevert, DealError, TapeError
+from chainabs.indexer import Indexer
+from chainabs.store import Store
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, whether announced by Content-Length or
+    streamed: the body is read up to the limit before the app sees it."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _error(400, "Content-Length is not a number")(scope, receive, send)
+                    return
+                if declared > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(body)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _error(413, f"request body larger than the limit of {self.max_bytes} bytes")(scope, receive, send)
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    parts, detail = [], []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ())]
+        where = {"query": "query parameter", "path": "path parameter", "header": "header", "body": "body"}
+        if loc and loc[0] in where and len(loc) > 1:
+            name = f"{where[loc[0]]} {'.'.join(loc[1:])!r}"
+        else:
+            name = ".".join(loc) or "request"
+        msg = str(err.get("msg", "invalid"))
+        parts.append(f"{name}: {msg}")
+        detail.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
+    return "; ".join(parts) or "invalid request", detail
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def status_of(exc: ChainabsError) -> int:
+        if isinstance(exc, NotFound):
+            return 404
+        if isinstance(exc, (BadInput, TapeError, DealError)):
+            return 422
+        if isinstance(exc, ContractRevert):
+            return 409
+        if isinstance(exc, ChainError):
+            return 503
+        return 400
+
+    async def chainabs_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ChainabsError)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, TapeError):
+            extra["errors"] = [e.as_dict() for e in exc.errors]
+        return _error(status_of(exc), str(exc), **extra)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        response = _error(exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        message, detail = _validation_message(exc)
+        return _error(422, message, detail=detail)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s %s", exc.__class__.__name__, request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal error; the operator's log has the details")
+
+    app.add_exception_handler(ChainabsError, chainabs_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def create_app(settings: Settings | None = None, ctx: Context | None = None, *, store: Store | None = None,
+               hooks: Hooks | None = None, run_indexer: bool = False) -> FastAPI:
+    """The audit service over a data dir's chain, pools and index.
+
+    `ctx` defaults to the context the settings describe (an existing deployment; nothing is
+    deployed here); `store` to `<data_dir>/index.sqlite`. With `run_indexer` the indexer runs
+    in a thread for the app's lifetime, syncing every `settings.index_interval` seconds.
+    """
+    settings = settings or Settings()
+    if ctx is None:
+        ctx = open_context(rpc=settings.rpc, data_dir=settings.data_dir, deployment=settings.deployment, create=False)
+    if store is None:
+        store = Store.open(ctx.data_dir, chain_id=ctx.chain.chain_id)
+    lock = threading.RLock()
+    indexer = Indexer(ctx, store, confirmations=settings.confirmations, lock=lock)
+    state = AppState(settings=settings, ctx=ctx, store=store, indexer=indexer, chain_lock=lock,
+                     pools=PoolCatalog(ctx.data_dir), hooks=hooks or Hooks())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = indexer.start(settings.index_interval) if run_indexer else None
+        try:
+            yield
+        finally:
+            if thread is not None:
+                indexer.stop()
+                thread.join(timeout=60)
+
+    app = FastAPI(title="chainabs audit API", version=__version__, lifespan=lifespan,
+                  description="Holdings, transfers, pools, loans and inclusion proofs of chainabs deals, "
+                              "answered from the chain's events. Amounts are integers in base units; "
+                              "token amounts are decimal strings (uint256 exceeds JSON's safe integers).")
+    app.state.chainabs = state
+    _install_error_handlers(app)
+    for module in (health, pools, loans, investors, operator):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

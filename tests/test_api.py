@@ -346,8 +346,7 @@ def test_serve_runs_the_api_with_the_indexer_and_never_prints_the_key(tmp_path: 
     head = ctx.chain.block_number()
     ctx.chain.journal.close()  # type: ignore[attr-defined]
     port = free_port()
-    code = ("import sys; from chainabs import cli; cli.COMMAND_MODULES += ('index', 'serve'); "
-            "sys.exit(cli.main(sys.argv[1:]))")
+    code = "import sys; from chainabs import cli; sys.exit(cli.main(sys.argv[1:]))"
     env = {**os.environ, "SERVE_KEY": API_KEY}
     proc = subprocess.Popen([sys.executable, "-c", code, "--data-dir", str(data), "--debug", "serve", "--port",
                              str(port), "--api-key-env", "SERVE_KEY"], env=env, stdout=subprocess.PIPE,

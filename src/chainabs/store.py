@@ -316,6 +316,13 @@ class Store:
                                      (holder.lower(), token.lower())).fetchone()
         return 0 if row is None else int(row[0])
 
+    def claimed(self, token: str, holder: str) -> int:
+        """Base units `holder` has claimed from `token` (its Claimed events)."""
+        rows = self._reader().execute(
+            "SELECT args_json FROM events WHERE address = ? AND event = 'Claimed' "
+            "AND json_extract(args_json, '$.holder') = ?", (token.lower(), holder.lower()))
+        return sum(int(json.loads(r[0])["amount"]) for r in rows)
+
     def head(self) -> int | None:
         """The indexed head: every block up to it is indexed (None before the first sync)."""
         return self.cursor()

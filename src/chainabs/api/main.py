@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__
 from chainabs.api.deps import AppState, BadInput, Hooks, NotFound, PoolCatalog
-from chainabs.api.routes import health, investors, loans, operator, pools
+from chainabs.api.figures import DealCatalog, DealHooks
+from chainabs.api.routes import deals, health, investors, loans, operator, pools
 from chainabs.api.settings import Settings
 from chainabs.context import Context, open_context
 from chainabs.errors import ChainabsError, ChainError, ContractRevert, DealError, TapeError
@@ -159,8 +160,12 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
         store = Store.open(ctx.data_dir, chain_id=ctx.chain.chain_id)
     lock = threading.RLock()
     indexer = Indexer(ctx, store, confirmations=settings.confirmations, lock=lock)
+    catalog = DealCatalog(ctx.data_dir)
+    if hooks is None:
+        deal_hooks = DealHooks(catalog, lock)
+        hooks = Hooks(pool_figures=deal_hooks.pool_figures, holdings=deal_hooks.holdings)
     state = AppState(settings=settings, ctx=ctx, store=store, indexer=indexer, chain_lock=lock,
-                     pools=PoolCatalog(ctx.data_dir), hooks=hooks or Hooks())
+                     pools=PoolCatalog(ctx.data_dir), hooks=hooks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -177,8 +182,9 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
                               "answered from the chain's events. Amounts are integers in base units; "
                               "token amounts are decimal strings (uint256 exceeds JSON's safe integers).")
     app.state.chainabs = state
+    app.state.deals = catalog
     _install_error_handlers(app)
-    for module in (health, pools, loans, investors, operator):
+    for module in (health, pools, deals, loans, investors, operator):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -5,13 +5,14 @@ Loans are served as committed: the borrower appears only as its salted hash.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from chainabs import merkle
-from chainabs.api.deps import NotFound, PageDep, PoolEntryDep, StateDep, shown
+from chainabs.api.deps import NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, shown
 from chainabs.errors import ChainabsError
 from chainabs.pool import PoolFiles, verify_proof_on_chain
 from chainabs.tape import PRODUCTS, REPAYMENT_TYPES, STATUSES, format_day
@@ -19,6 +20,8 @@ from chainabs.tape import PRODUCTS, REPAYMENT_TYPES, STATUSES, format_day
 router = APIRouter(tags=["loans"])
 
 LoanId = Annotated[str, Path(description="the loan id of the tape")]
+AtPeriod = Annotated[int | None, Query(ge=1, le=100_000, description="show status and outstanding balance as of "
+                                       "this period's loan-level tape (default: as committed at issuance)")]
 
 
 class Loan(BaseModel):
@@ -77,6 +80,30 @@ def loan_view(row: list[Any], index: int) -> Loan:
                 funded_share_bps=share, credit_score=score, region=region)
 
 
+def _as_of(entry: PoolEntry, period: int | None) -> tuple[list[int], list[int]] | None:
+    """(statuses, outstanding) of a period's loan-level tape, or None for the committed rows."""
+    if period is None:
+        return None
+    key = ("period-tape", period)
+    if key not in entry.memo:
+        path = entry.files.folder / "periods" / f"{period}.json"
+        if not path.is_file():
+            raise NotFound(f"pool {entry.files.record.name!r} has no loan-level tape for period {period}")
+        tape = json.loads(path.read_text())
+        if len(entry.memo) > 64:
+            entry.memo.clear()
+        entry.memo[key] = ([int(x) for x in tape["statuses"]], [int(x) for x in tape["outstanding"]])
+    return entry.memo[key]  # type: ignore[no-any-return]
+
+
+def _view(entry: PoolEntry, index: int, tape: tuple[list[int], list[int]] | None) -> Loan:
+    row = entry.files.rows[index]
+    if tape is not None:
+        row = list(row)
+        row[11], row[5] = tape[0][index], tape[1][index]
+    return loan_view(row, index)
+
+
 def _index(files: PoolFiles, loan_id: str) -> int:
     try:
         return files.index_of(loan_id)
@@ -85,18 +112,20 @@ def _index(files: PoolFiles, loan_id: str) -> int:
 
 
 @router.get("/pools/{pool}/loans", response_model=LoanPage)
-def list_loans(entry: PoolEntryDep, page: PageDep) -> LoanPage:
-    """The pool's loans in committed order."""
-    rows = entry.files.rows
-    chosen = rows[page.offset:page.offset + page.limit]
-    return LoanPage(pool=entry.files.record.name, total=len(rows), limit=page.limit, offset=page.offset,
-                    items=[loan_view(r, page.offset + i) for i, r in enumerate(chosen)])
+def list_loans(entry: PoolEntryDep, page: PageDep, period: AtPeriod = None) -> LoanPage:
+    """The pool's loans in committed order (as of a period's tape with `?period=n`)."""
+    tape = _as_of(entry, period)
+    total = len(entry.files.rows)
+    indices = range(page.offset, min(total, page.offset + page.limit))
+    return LoanPage(pool=entry.files.record.name, total=total, limit=page.limit, offset=page.offset,
+                    items=[_view(entry, i, tape) for i in indices])
 
 
 @router.get("/pools/{pool}/loans/{loan_id}", response_model=Loan, responses={404: {"description": "no such loan"}})
-def get_loan(entry: PoolEntryDep, loan_id: LoanId) -> Loan:
+def get_loan(entry: PoolEntryDep, loan_id: LoanId, period: AtPeriod = None) -> Loan:
+    """One loan's committed terms (status and balance as of `?period=n` if given)."""
     index = _index(entry.files, loan_id)
-    return loan_view(entry.files.rows[index], index)
+    return _view(entry, index, _as_of(entry, period))
 
 
 @router.get("/pools/{pool}/loans/{loan_id}/proof", response_model=Proof,

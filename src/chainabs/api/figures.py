@@ -1,0 +1,361 @@
+"""Deal figures for the audit API, derived from the indexed events.
+
+A pool with a deal has a deal file, `<data_dir>/deals/<pool slug>.json` (written by
+`chainabs deal create`), naming its contracts and parameters. Everything that changes over the
+deal's life comes from the chain's events as indexed: `PeriodReported` carries every figure of a
+period (pool and tranches), `Transfer` the holders' units, `Claimed` the cash they took. Only
+what the events cannot say is read from the chain at request time: how much each holder can
+claim now (`claimableOf`, which depends on every distribution and transfer) and eligibility,
+which expires with time.
+
+Ratios are given as floats for display, next to the integer figures they come from; money is
+always integers in base units, and token amounts over 2**53 are decimal strings in the routes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from chainabs.context import Context
+from chainabs.store import Store
+from chainabs.tape import STATUSES
+
+BPS = 10_000
+PERIOD_FIELDS = (
+    "period", "interest_collected", "principal_collected", "recoveries", "defaulted_principal",
+    "pool_balance_start", "pool_balance_end", "fee_due", "fee_paid", "reserve_start", "reserve_drawn",
+    "reserve_released", "reserve_added", "reserve_end", "trigger_breached", "residual_paid",
+)
+TRANCHE_FIELDS = ("balance_start", "interest_due", "interest_paid", "interest_unpaid", "principal_paid", "loss",
+                  "balance_end", "cash_paid")
+MAX_PERIODS = 100_000
+
+
+@dataclass(frozen=True)
+class TrancheInfo:
+    index: int
+    name: str
+    symbol: str
+    address: str          # lower-case
+    face: int
+    coupon_bps: int
+
+
+@dataclass
+class DealInfo:
+    """A deal file, as the API needs it."""
+
+    slug: str
+    name: str
+    pool: str             # lower-case addresses from here on
+    deal: str
+    registry: str | None
+    exchange: str | None
+    tranches: list[TrancheInfo]
+    servicer_fee_bps: int
+    reserve_target_bps: int
+    initial_reserve: int
+    default_trigger_bps: int
+    stamp: int = 0
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def initial_balance(self) -> int:
+        return sum(t.face for t in self.tranches)
+
+    @classmethod
+    def from_file(cls, path: Path) -> DealInfo:
+        info = json.loads(path.read_text())
+        contracts = {k: str(v).lower() for k, v in info["contracts"].items()}
+        params = info["params"]
+        tranches = []
+        for k, t in enumerate(params["tranches"]):
+            address = contracts.get(f"TrancheToken:{t['symbol']}")
+            if address is None:
+                raise ValueError(f"{path}: no TrancheToken:{t['symbol']} among the contracts")
+            tranches.append(TrancheInfo(k, str(t["name"]), str(t["symbol"]), address, int(t["face"]),
+                                        int(t["coupon_bps"])))
+        return cls(slug=path.stem, name=str(info.get("name", path.stem)), pool=str(info["pool"]).lower(),
+                   deal=contracts["Deal"], registry=contracts.get("InvestorRegistry"),
+                   exchange=contracts.get("TrancheExchange"), tranches=tranches,
+                   servicer_fee_bps=int(params["servicer_fee_bps"]), reserve_target_bps=int(params["reserve_target_bps"]),
+                   initial_reserve=int(params["initial_reserve"]), default_trigger_bps=int(params["default_trigger_bps"]))
+
+
+class DealCatalog:
+    """The deal files of a data dir, by pool slug and by tranche token; reloaded when one changes.
+
+    Request values are only ever compared with the names found on disk, never made into paths.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.folder = data_dir / "deals"
+        self._deals: dict[str, DealInfo] = {}
+        self._lock = threading.Lock()
+
+    def _scan(self) -> dict[str, DealInfo]:
+        with self._lock:
+            found: dict[str, DealInfo] = {}
+            for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else ():
+                if path.stem.endswith("-servicing"):
+                    continue
+                try:
+                    stamp = path.stat().st_mtime_ns
+                    known = self._deals.get(path.stem)
+                    info = known if known is not None and known.stamp == stamp else DealInfo.from_file(path)
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue  # a half-written or foreign file is not a deal
+                info.stamp = stamp
+                found[path.stem] = info
+            self._deals = found
+            return found
+
+    def for_pool(self, pool_slug: str) -> DealInfo | None:
+        return self._scan().get(pool_slug)
+
+    def tranche_tokens(self) -> dict[str, tuple[DealInfo, TrancheInfo]]:
+        """{token address: (deal, tranche)} of every deal."""
+        return {t.address: (d, t) for d in self._scan().values() for t in d.tranches}
+
+
+# -- periods, from PeriodReported events ----------------------------------------------------------
+
+def periods(store: Store, deal: DealInfo) -> list[dict[str, Any]]:
+    """Every reported period in order, flattened from its PeriodReported event, with where it was
+    recorded; memoised per indexed head."""
+    key = ("periods", store.cursor())
+    if key not in deal.memo:
+        out = []
+        for e in store.events(deal.deal, "PeriodReported", limit=MAX_PERIODS):
+            figures = e.args["figures"]
+            row: dict[str, Any] = {name: figures[name] for name in PERIOD_FIELDS}
+            row["loan_count"] = figures["loan_count"]
+            row["loan_root"] = figures["loan_root"]
+            row["tranches"] = [{"index": k, "name": deal.tranches[k].name, "symbol": deal.tranches[k].symbol,
+                                **{name: t[name] for name in TRANCHE_FIELDS}}
+                               for k, t in enumerate(e.args["tranches"])]
+            row.update(block_number=e.block_number, block_hash=e.block_hash, tx_hash=e.tx_hash)
+            out.append(row)
+        deal.memo.clear()
+        deal.memo[key] = out
+    return deal.memo[key]  # type: ignore[no-any-return]
+
+
+def _annualised(monthly_numerator: int, base: int) -> tuple[float, float]:
+    """(monthly rate, annualised rate 1 - (1 - m)^12) of numerator / base."""
+    if base <= 0:
+        return 0.0, 0.0
+    monthly = monthly_numerator / base
+    return round(monthly, 8), round(1 - (1 - min(monthly, 1.0)) ** 12, 8)
+
+
+def tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each tranche now: balance, factor, unpaid interest and credit enhancement."""
+    last = history[-1] if history else None
+    pool_balance = last["pool_balance_end"] if last else deal.initial_balance
+    reserve = last["reserve_end"] if last else deal.initial_reserve
+    rows, senior = [], 0
+    for k, t in enumerate(deal.tranches):
+        balance = last["tranches"][k]["balance_end"] if last else t.face
+        unpaid = last["tranches"][k]["interest_unpaid"] if last else 0
+        senior += balance
+        support = pool_balance + reserve - senior
+        rows.append({
+            "index": k, "name": t.name, "symbol": t.symbol, "address": to_checksum_address(t.address), "face": t.face,
+            "balance": balance, "factor": round(balance / t.face, 8) if t.face else 0.0,
+            "coupon_bps": t.coupon_bps, "residual": k == len(deal.tranches) - 1, "unpaid_interest": unpaid,
+            "credit_enhancement_units": support,
+            "credit_enhancement_bps": support * BPS // pool_balance if pool_balance else 0,
+        })
+    return rows
+
+
+def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[int] | None,
+                 outstanding: list[int] | None) -> dict[str, Any]:
+    """Pool performance of a deal: balance, factor, losses, CPR/CDR, OC, reserve, trigger.
+
+    CPR uses all principal collected in the period (reports carry scheduled and unscheduled
+    principal together); CDR uses defaulted principal; both against the balance at the start of
+    the period, annualised as 1 - (1 - monthly)^12.
+    """
+    last = history[-1] if history else None
+    initial = deal.initial_balance
+    balance = last["pool_balance_end"] if last else initial
+    defaults = sum(p["defaulted_principal"] for p in history)
+    recoveries = sum(p["recoveries"] for p in history)
+    tranches = tranche_state(deal, history)
+    notes = sum(t["balance"] for t in tranches)
+    rated = sum(t["balance"] for t in tranches if not t["residual"])
+    cpr_m, cpr_a = _annualised(last["principal_collected"], last["pool_balance_start"]) if last else (0.0, 0.0)
+    cdr_m, cdr_a = _annualised(last["defaulted_principal"], last["pool_balance_start"]) if last else (0.0, 0.0)
+    delinquency = None
+    if statuses is not None and outstanding is not None:
+        delinquency = {name: {"count": 0, "outstanding_units": 0} for name in STATUSES}
+        for s, o in zip(statuses, outstanding):
+            delinquency[STATUSES[s]]["count"] += 1
+            delinquency[STATUSES[s]]["outstanding_units"] += o
+    return {
+        "name": deal.name, **{k: to_checksum_address(v) if v else None for k, v in
+                              (("deal", deal.deal), ("registry", deal.registry), ("exchange", deal.exchange))},
+        "periods": len(history), "last_period": last["period"] if last else None,
+        "initial_balance": initial, "pool_balance": balance,
+        "pool_factor": round(balance / initial, 8) if initial else 0.0,
+        "loan_count": last["loan_count"] if last else None,
+        "cumulative_defaults": defaults, "cumulative_recoveries": recoveries,
+        "cumulative_net_loss": defaults - recoveries,
+        "cumulative_default_bps": defaults * BPS // initial if initial else 0,
+        "cpr_last_period": cpr_m, "cpr_annualised": cpr_a, "cdr_last_period": cdr_m, "cdr_annualised": cdr_a,
+        "overcollateralisation_units": balance - notes,
+        "overcollateralisation_ratio": round(balance / rated, 8) if rated else None,
+        "reserve": last["reserve_end"] if last else deal.initial_reserve,
+        "reserve_target_bps": deal.reserve_target_bps, "servicer_fee_bps": deal.servicer_fee_bps,
+        "trigger": {"breached": bool(last["trigger_breached"]) if last else False,
+                    "default_trigger_bps": deal.default_trigger_bps,
+                    "cumulative_default_bps": defaults * BPS // initial if initial else 0},
+        "delinquency": delinquency,
+        "tranches": tranches,
+    }
+
+
+# -- the investor report ----------------------------------------------------------------------
+
+def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """Period `n`'s investor report: collections, waterfall, losses, excess spread, OC, CPR,
+    CDR, reserve and trigger test, tranche by tranche."""
+    upto = history[:n]
+    p = upto[-1]
+    initial = deal.initial_balance
+    defaults = sum(x["defaulted_principal"] for x in upto)
+    recoveries = sum(x["recoveries"] for x in upto)
+    interest_paid = sum(t["interest_paid"] for t in p["tranches"][:-1])
+    notes_end = sum(t["balance_end"] for t in p["tranches"])
+    rated_end = sum(t["balance_end"] for t in p["tranches"][:-1])
+    cpr_m, cpr_a = _annualised(p["principal_collected"], p["pool_balance_start"])
+    cdr_m, cdr_a = _annualised(p["defaulted_principal"], p["pool_balance_start"])
+    return {
+        "deal": deal.name, "pool_address": to_checksum_address(deal.pool), "period": n,
+        "loan_root": p["loan_root"], "loan_count": p["loan_count"],
+        "block_number": p["block_number"], "tx_hash": p["tx_hash"],
+        "collections": {"interest": p["interest_collected"], "principal": p["principal_collected"],
+                        "recoveries": p["recoveries"],
+                        "total": p["interest_collected"] + p["principal_collected"] + p["recoveries"]},
+        "pool": {"balance_start": p["pool_balance_start"], "balance_end": p["pool_balance_end"],
+                 "factor": round(p["pool_balance_end"] / initial, 8) if initial else 0.0,
+                 "defaulted_principal": p["defaulted_principal"], "cumulative_defaults": defaults,
+                 "cumulative_recoveries": recoveries, "cumulative_net_loss": defaults - recoveries,
+                 "cpr_monthly": cpr_m, "cpr_annualised": cpr_a, "cdr_monthly": cdr_m, "cdr_annualised": cdr_a},
+        "fees": {"due": p["fee_due"], "paid": p["fee_paid"]},
+        "excess_spread": p["interest_collected"] - p["fee_paid"] - interest_paid,
+        "overcollateralisation": {"units": p["pool_balance_end"] - notes_end,
+                                  "ratio": round(p["pool_balance_end"] / rated_end, 8) if rated_end else None},
+        "reserve": {name: p[f"reserve_{name}"] for name in ("start", "drawn", "released", "added", "end")},
+        "trigger_test": {"cumulative_default_bps": defaults * BPS // initial if initial else 0,
+                         "threshold_bps": deal.default_trigger_bps, "breached": bool(p["trigger_breached"])},
+        "residual_paid": p["residual_paid"],
+        "tranches": [{**t, "factor": round(t["balance_end"] / deal.tranches[k].face, 8) if deal.tranches[k].face else 0.0}
+                     for k, t in enumerate(p["tranches"])],
+    }
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The report as long-format CSV: section, tranche, field, value (one figure a row)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "tranche", "field", "value"])
+    for key, value in report.items():
+        if key == "tranches":
+            for t in value:
+                for name, v in t.items():
+                    if name not in ("index", "symbol"):
+                        writer.writerow(["tranche", t["symbol"], name, v])
+        elif isinstance(value, dict):
+            for name, v in value.items():
+                writer.writerow([key, "", name, v])
+        else:
+            writer.writerow(["deal", "", key, value])
+    return out.getvalue()
+
+
+# -- holdings ----------------------------------------------------------------------------------
+
+def enrich_holdings(*, ctx: Context, store: Store, catalog: DealCatalog, address: str,
+                    holdings: list[dict[str, Any]], lock: threading.RLock) -> list[dict[str, Any]]:
+    """Tranche holdings gain units, outstanding principal (units x balance / face, rounded down,
+    from the last PeriodReported), claimable (read from the token now), claimed (Claimed events)
+    and eligibility (the token's view of the registry, at the chain's latest block)."""
+    tokens = catalog.tranche_tokens()
+    held = {h["token"].lower() for h in holdings}
+    # a holder who sold every unit may still have cash to claim: show those tranches too
+    for token, (deal, t) in tokens.items():
+        if token not in held and store.claimed(token, address):
+            holdings.append({"token": token, "contract": "TrancheToken", "label": f"{deal.slug}/TrancheToken:{t.symbol}",
+                             "kind": "erc20", "amount": "0"})
+    out = []
+    now = None
+    for h in holdings:
+        entry = tokens.get(h["token"].lower())
+        if entry is None:
+            out.append(h)
+            continue
+        deal, t = entry
+        state = tranche_state(deal, periods(store, deal))[t.index]
+        units = int(h["amount"])
+        chain = ctx.chain
+        token = chain.contract("TrancheToken", to_checksum_address(t.address))
+        holder = to_checksum_address(address)
+        with lock:
+            claimable = int(chain.call(token.functions.claimableOf(holder)))
+            eligible_until, frozen = chain.call(token.functions.eligibilityOf(holder))
+            if now is None:
+                now = int(chain.w3.eth.get_block("latest")["timestamp"])
+        out.append({**h, "pool": to_checksum_address(deal.pool), "deal": to_checksum_address(deal.deal), "tranche": t.name, "symbol": t.symbol,
+                    "tranche_index": t.index, "units": str(units),
+                    "outstanding_principal": units * state["balance"] // t.face if t.face else 0,
+                    "claimable": claimable, "claimed": store.claimed(t.address, address),
+                    "eligible": bool(int(eligible_until) > now and not frozen),
+                    "eligible_until": int(eligible_until), "frozen": bool(frozen)})
+    return out
+
+
+def _period_tape(deal: DealInfo, folder: Path, n: int) -> tuple[list[int], list[int]] | None:
+    """Statuses and outstanding units of period `n`'s loan-level tape, if the pool folder has it."""
+    key = ("tape", n)
+    if key not in deal.memo:
+        try:
+            tape = json.loads((folder / "periods" / f"{n}.json").read_text())
+            deal.memo[key] = ([int(s) for s in tape["statuses"]], [int(o) for o in tape["outstanding"]])
+        except (OSError, ValueError, KeyError, TypeError):
+            deal.memo[key] = None
+    return deal.memo[key]  # type: ignore[no-any-return]
+
+
+@dataclass
+class DealHooks:
+    """The API's deal-aware hooks (chainabs.api.deps.Hooks) over a data dir's deal files."""
+
+    catalog: DealCatalog
+    lock: threading.RLock
+
+    def pool_figures(self, *, ctx: Context, store: Store, files: Any) -> dict[str, Any] | None:
+        deal = self.catalog.for_pool(files.folder.name)
+        if deal is None:
+            return None
+        history = periods(store, deal)
+        tape = _period_tape(deal, files.folder, history[-1]["period"]) if history else None
+        statuses, outstanding = tape if tape else (None, None)
+        if not history:  # at closing, every loan is as committed
+            statuses, outstanding = [r[11] for r in files.rows], [r[5] for r in files.rows]
+        return deal_figures(deal, history, statuses, outstanding)
+
+    def holdings(self, *, ctx: Context, store: Store, address: str,
+                 holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return enrich_holdings(ctx=ctx, store=store, catalog=self.catalog, address=address, holdings=holdings,
+                               lock=self.lock)

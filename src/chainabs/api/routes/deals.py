@@ -1,0 +1,159 @@
+"""GET /pools/{pool}/tranches, /periods, /periods/{n} and /report: a deal's figures, from its events.
+
+Every number here is a field of a `PeriodReported` event as indexed (names as in waterfall.py
+and WATERFALL.md), or a sum or ratio of them; see chainabs.api.figures.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from chainabs.api import figures
+from chainabs.api.deps import NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+
+router = APIRouter(tags=["deals"])
+
+
+def catalog(request: Request) -> figures.DealCatalog:
+    return request.app.state.deals  # type: ignore[no-any-return]
+
+
+def deal_of(request: Request, entry: PoolEntry) -> figures.DealInfo:
+    deal = catalog(request).for_pool(entry.files.folder.name)
+    if deal is None:
+        raise NotFound(f"pool {entry.files.record.name!r} has no deal yet")
+    return deal
+
+
+class TrancheOut(BaseModel):
+    index: int
+    name: str
+    symbol: str
+    address: str
+    face: int
+    balance: int
+    factor: float = Field(description="balance / face")
+    coupon_bps: int
+    residual: bool
+    unpaid_interest: int
+    credit_enhancement_units: int = Field(description="pool balance + reserve - this and every senior tranche")
+    credit_enhancement_bps: int = Field(description="credit enhancement as a share of the pool balance")
+
+
+class TrancheList(BaseModel):
+    pool: str
+    deal: str
+    period: int | None = Field(description="the figures are as of this period's report (None: at closing)")
+    items: list[TrancheOut]
+
+
+class TranchePeriod(BaseModel):
+    index: int
+    name: str
+    symbol: str
+    balance_start: int
+    interest_due: int
+    interest_paid: int
+    interest_unpaid: int
+    principal_paid: int
+    loss: int
+    balance_end: int
+    cash_paid: int
+
+
+class PeriodOut(BaseModel):
+    period: int
+    interest_collected: int
+    principal_collected: int
+    recoveries: int
+    defaulted_principal: int
+    pool_balance_start: int
+    pool_balance_end: int
+    fee_due: int
+    fee_paid: int
+    reserve_start: int
+    reserve_drawn: int
+    reserve_released: int
+    reserve_added: int
+    reserve_end: int
+    trigger_breached: bool
+    residual_paid: int
+    loan_count: int
+    loan_root: str = Field(description="Merkle root of the period's loan-level tape")
+    tranches: list[TranchePeriod]
+    block_number: int
+    block_hash: str
+    tx_hash: str
+
+
+class PeriodPage(BaseModel):
+    pool: str
+    total: int
+    limit: int
+    offset: int
+    items: list[PeriodOut]
+
+
+PeriodNumber = Annotated[int, Path(ge=1, le=figures.MAX_PERIODS, description="period number, from 1")]
+
+
+def _period(history: list[dict[str, Any]], n: int, pool: str) -> dict[str, Any]:
+    if n > len(history):
+        raise NotFound(f"pool {pool!r} has {len(history)} reported period(s); there is no period {n}")
+    return history[n - 1]
+
+
+@router.get("/pools/{pool}/tranches", response_model=TrancheList, responses={404: {"description": "no such pool or deal"}})
+def list_tranches(request: Request, state: StateDep, entry: PoolEntryDep) -> TrancheList:
+    """Each tranche's balance, factor, coupon, unpaid interest and credit enhancement now."""
+    deal = deal_of(request, entry)
+    history = figures.periods(state.store, deal)
+    return TrancheList(pool=checksum(deal.pool), deal=checksum(deal.deal),
+                       period=history[-1]["period"] if history else None,
+                       items=[TrancheOut(**t) for t in figures.tranche_state(deal, history)])
+
+
+@router.get("/pools/{pool}/periods", response_model=PeriodPage, responses={404: {"description": "no such pool or deal"}})
+def list_periods(request: Request, state: StateDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
+    """Every reported period, oldest first, with the full waterfall."""
+    deal = deal_of(request, entry)
+    history = figures.periods(state.store, deal)
+    chosen = history[page.offset:page.offset + page.limit]
+    return PeriodPage(pool=checksum(deal.pool), total=len(history), limit=page.limit, offset=page.offset,
+                      items=[PeriodOut(**p) for p in chosen])
+
+
+@router.get("/pools/{pool}/periods/{period}", response_model=PeriodOut,
+            responses={404: {"description": "no such period"}})
+def get_period(request: Request, state: StateDep, entry: PoolEntryDep, period: PeriodNumber) -> PeriodOut:
+    """One period: every figure of its report and waterfall."""
+    deal = deal_of(request, entry)
+    return PeriodOut(**_period(figures.periods(state.store, deal), period, entry.files.record.name))
+
+
+@router.get("/pools/{pool}/report", responses={
+    200: {"content": {"application/json": {}, "text/csv": {}},
+          "description": "the investor report, as JSON or long-format CSV (section, tranche, field, value)"},
+    404: {"description": "no such pool, deal or period"}})
+def get_report(request: Request, state: StateDep, entry: PoolEntryDep,
+               period: Annotated[int | None, Query(ge=1, le=figures.MAX_PERIODS,
+                                                   description="period number (default: the latest)")] = None,
+               format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json") -> Any:
+    """The investor report of a period: collections, waterfall, losses, excess spread,
+    overcollateralisation, CPR, CDR, reserve and the trigger test."""
+    deal = deal_of(request, entry)
+    history = figures.periods(state.store, deal)
+    if not history:
+        raise NotFound(f"pool {entry.files.record.name!r} has no reported period yet")
+    n = period if period is not None else len(history)
+    _period(history, n, entry.files.record.name)
+    report = figures.investor_report(deal, history, n)
+    if format == "csv":
+        name = f"{entry.files.folder.name}-period-{n}.csv"
+        return PlainTextResponse(figures.report_csv(report), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return report

@@ -255,18 +255,17 @@ def test_run_forever_follows_the_chain_until_stopped(ctx: Context, store: Store)
     assert store.balance(cash(ctx).address, ctx.chain.accounts[1]) == 11
 
 
-def test_ingest_rate_of_a_20k_loan_pool(ctx: Context, store: Store, tmp_path: Path) -> None:
-    """About 20,000 events (one Transfer per loan plus the batch events) from the embedded chain."""
-    tape = tmp_path / "t20k.csv"
-    write_tape(tape, 21_500, 5, "csv")
-    report = create_pool(ctx, tape_path=tape, name="Big")
-    stats = Indexer(ctx, store).sync()
+def test_a_pool_spanning_many_batches_is_indexed_whole(ctx: Context, store: Store, tmp_path: Path) -> None:
+    """One Transfer per loan plus the batch events, across several mint transactions (the ingest
+    rate itself is measured by `scripts/bench.py api`, not asserted here)."""
+    tape = tmp_path / "t3k.csv"
+    write_tape(tape, 3_000, 5, "csv")
+    report = create_pool(ctx, tape_path=tape, name="Big", batch_size=700)
+    stats = Indexer(ctx, store, max_range=2).sync()
     counts = store.counts()
     assert counts["transfers"] == report.eligible and stats.events == counts["events"] > report.eligible
     assert store.balance(ctx.core.contracts["LoanToken"], report.pool) == report.eligible
-    rate = stats.events / stats.seconds
-    print(f"\ningest: {stats.events} events in {stats.seconds:.2f} s = {rate:,.0f} events/s")
-    assert rate >= 5_000  # the issue's target from the embedded chain
+    assert stats.pages > 1
 
 
 @pytest.mark.parametrize("longer", [True, False], ids=["new-branch-longer", "new-branch-shorter"])

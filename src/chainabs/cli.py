@@ -29,7 +29,11 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chainabs", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="chainabs",
+        description="Tokenised consumer-loan ABS: pools, tranches, the cash waterfall and audit, on an Ethereum "
+                    "chain (the embedded one by default, or any JSON-RPC node with --rpc).",
+        epilog="Errors are one sentence and exit status 1; --debug shows the traceback.")
     parser.add_argument("--rpc", metavar="URL", default=None,
                         help="JSON-RPC node URL (default: the embedded eth-tester chain)")
     parser.add_argument("--data-dir", metavar="DIR", default=None,

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,3 +223,33 @@ def test_cli_prints_every_check_and_exits_0_on_an_honest_deal(data_dir: Path,
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 14 and all(line.startswith("PASS") for line in lines)
     assert lines[-1].startswith("PASS: 13 passed, 0 failed, 0 not checked")
+
+
+def test_api_routes_that_do_not_exist_are_not_checked_rather_than_failed(ctx: Context,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import chainabs.api
+    from chainabs.audit import check_api, published_terms
+
+    from starlette.responses import JSONResponse
+
+    build = chainabs.api.create_app
+
+    def without_deal_routes(*args: Any, **kwargs: Any) -> Any:
+        """The app as it was before the deal routes: their paths answer FastAPI's 404."""
+        app = build(*args, **kwargs)
+
+        async def older(scope: Any, receive: Any, send: Any) -> None:
+            path = scope.get("path", "")
+            if scope["type"] == "http" and (path.endswith("/tranches") or "/periods/" in path):
+                await JSONResponse({"error": "Not Found"}, status_code=404)(scope, receive, send)
+            else:
+                await app(scope, receive, send)
+        return older
+
+    monkeypatch.setattr(chainabs.api, "create_app", without_deal_routes)
+    handle, files = open_deal(ctx)
+    check = check_api(ctx, handle, files, read_deal_events(handle, files), published_terms(files) or handle.params)
+    assert check.ok is True and check.figures["compared"]["holdings"] > 0
+    assert sorted(check.figures["not checked"]) == ["/pools/{pool}/periods/{n} (no such route)",
+                                                    "/pools/{pool}/tranches (no such route)"]
+    assert "period fields" not in check.figures["compared"] and "tranche fields" not in check.figures["compared"]

@@ -237,20 +237,23 @@ def published_terms(files: PoolFiles) -> DealParams | None:
         raise ChainabsError(f"{path}: the deal's published parameters are unreadable ({exc})") from None
 
 
-def constructor_terms(chain: Chain, tx_hash: str) -> tuple[DealParams, bool]:
-    """The Deal's constructor arguments, decoded from its deployment transaction, and whether
-    the transaction's creation code is chainabs' Deal artifact."""
+def constructor_terms(chain: Chain, tx_hash: str) -> DealParams | None:
+    """The Deal's constructor arguments, decoded from its deployment transaction; None unless
+    that transaction is a creation with chainabs' Deal artifact as its code."""
     data = bytes(chain.w3.eth.get_transaction(tx_hash)["input"])
     artifact = load_artifact("Deal")
     code = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
+    if not data.startswith(code):
+        return None
     ctor = next(item for item in artifact["abi"] if item["type"] == "constructor")
-    types = [collapse_if_tuple(p) for p in ctor["inputs"]]
-    _, _, _, tranches, parameters, _ = abi_decode(types, data[len(code):])
-    params = DealParams(tranches=tuple(TrancheSpec(name=n, symbol=s, face=int(f), coupon_bps=int(c))
-                                       for n, s, f, c in tranches),
-                        servicer_fee_bps=int(parameters[0]), reserve_target_bps=int(parameters[1]),
-                        initial_reserve=int(parameters[2]), default_trigger_bps=int(parameters[3]))
-    return params, data.startswith(code)
+    try:
+        _, _, _, tranches, parameters, _ = abi_decode([collapse_if_tuple(p) for p in ctor["inputs"]], data[len(code):])
+    except Exception:  # noqa: BLE001 - malformed arguments: not a deployment we can read
+        return None
+    return DealParams(tranches=tuple(TrancheSpec(name=n, symbol=s, face=int(f), coupon_bps=int(c))
+                                     for n, s, f, c in tranches),
+                      servicer_fee_bps=int(parameters[0]), reserve_target_bps=int(parameters[1]),
+                      initial_reserve=int(parameters[2]), default_trigger_bps=int(parameters[3]))
 
 
 def _terms_diff(a: DealParams, b: DealParams) -> list[str]:
@@ -271,10 +274,11 @@ def check_parameters(handle: deals.DealHandle, ev: DealEvents, terms: DealParams
         name = "parameters: the Deal was deployed with the published terms"
         return Check(name, False, {"DealCreated events": len(created)}), terms or handle.params
     dc = created[0].args
-    onchain, same_code = constructor_terms(handle.chain, created[0].tx_hash)
+    decoded = constructor_terms(handle.chain, created[0].tx_hash)
+    if decoded is None:
+        problems.append("the Deal's creation transaction is not chainabs' Deal code: its views stand in")
+    onchain = decoded or handle.params
     model_terms = terms or onchain
-    if not same_code:
-        problems.append("creation code is not chainabs' Deal artifact")
     problems += [f"deal file {d}" for d in _terms_diff(model_terms, onchain)]
     problems += [f"contract view {d}" for d in _terms_diff(handle.params, onchain)]
     if [str(t).lower() for t in dc["tokens"]] != ev.tokens:
@@ -307,7 +311,8 @@ class TokenBook:
     paid: int = 0
     claimed: int = 0
     minted: int = 0
-    errors: list[str] = field(default_factory=list)
+    overdrafts: list[str] = field(default_factory=list)          # a Transfer of more than was held
+    bad_distributions: list[str] = field(default_factory=list)   # emitted points/carry not the arithmetic
 
     def transfer(self, sender: str, receiver: str, value: int) -> None:
         moved = self.points * value
@@ -317,7 +322,7 @@ class TokenBook:
         else:
             left = self.balances.get(sender, 0) - value
             if left < 0:
-                self.errors.append(f"{sender} sends {value} holding {left + value}")
+                self.overdrafts.append(f"{sender} sends {value} holding {left + value}")
             self.balances[sender] = left
             self.corrections[sender] = self.corrections.get(sender, 0) + moved
         self.balances[receiver] = self.balances.get(receiver, 0) + value
@@ -327,7 +332,8 @@ class TokenBook:
         scaled = cash * MAGNITUDE + self.carry
         expected = (self.points + scaled // self.supply, scaled % self.supply) if self.supply else None
         if expected != (points, carry):
-            self.errors.append(f"Distributed({cash}) emitted points {points}, carry {carry}; expected {expected}")
+            self.bad_distributions.append(f"Distributed({cash}) emitted points {points}, carry {carry}; "
+                                          f"expected {expected}")
         self.points, self.carry, self.paid = points, carry, self.paid + cash
 
     def claim(self, holder: str, amount: int) -> None:
@@ -372,7 +378,7 @@ def check_units(handle: deals.DealHandle, ev: DealEvents, books: list[TokenBook]
         problems += [f"tranche {k}: balanceOf({h}) differs from its transfers" for h in _first(wrong)]
         if book.minted != subscribed[k] + unsold[k]:
             problems.append(f"tranche {k}: minted {book.minted}, subscribed {subscribed[k]} + unsold {unsold[k]}")
-        problems += [f"tranche {k}: {m}" for m in book.errors if "sends" in m]
+        problems += [f"tranche {k}: {m}" for m in book.overdrafts]
         per_tranche.append({"supply": book.supply, "holders": sum(1 for u in book.balances.values() if u)})
     transfers = {(e.tx_hash, e.address, e.args["from"], e.args["to"], e.args["value"])
                  for e in ev.events if e.name == "Transfer" and e.address in ev.tokens}
@@ -462,7 +468,7 @@ def check_waterfall(handle: deals.DealHandle, ev: DealEvents, terms: DealParams,
                    not differing and in_order,
                    {"periods": len(periods), "in order": in_order, "differing periods": differing,
                     "differences": len(differences), "first": _first(differences)})
-    final = deals.read_state(handle)  # at the latest block: the logs were read up to it
+    final = deals.read_state(handle)  # the latest block: the logs were read up to it moments ago
     carried = Check("waterfall: the model's carried state equals the contract's", state == final,
                     {"period": final.period, "tranche balances": final.tranche_balances,
                      "model tranche balances": state.tranche_balances, "unpaid interest": final.unpaid_interest,
@@ -489,11 +495,11 @@ def check_cash(handle: deals.DealHandle, ev: DealEvents, periods: list[tuple[Cha
     reserve = periods[-1][1].reserve_end if periods else reserve_funded
     unclaimed = sum(b.paid - b.claimed for b in books)
     balance = int(handle.chain.call(handle.settlement.functions.balanceOf(handle.deal.address), block=ev.head))
-    ledger = deals.cash_ledger(handle)
+    dust = handle.chain.call(handle.deal.functions.cashLedger(), block=ev.head)[3]
     held = Check("cash: deal balance (from events and on chain) = reserve + paid not yet claimed (dust included)",
                  moved_in - moved_out == balance == reserve + unclaimed,
                  {"from events": moved_in - moved_out, "on chain": balance, "reserve": reserve,
-                  "unclaimed": unclaimed, "dust": sum(ledger.dust)})
+                  "unclaimed": unclaimed, "dust": sum(dust)})
 
     broken = []
     for _, r in periods:
@@ -514,10 +520,10 @@ def check_cash(handle: deals.DealHandle, ev: DealEvents, periods: list[tuple[Cha
 def check_claims(handle: deals.DealHandle, ev: DealEvents, books: list[TokenBook]) -> Check:
     chain, head = handle.chain, ev.head
     problems: list[str] = []
-    ledger = deals.cash_ledger(handle)
+    paid, claimed = chain.call(handle.deal.functions.cashLedger(), block=head)[:2]
     claimable_totals = []
     for k, (token, book) in enumerate(zip(handle.tokens, books, strict=True)):
-        problems += [f"tranche {k}: {m}" for m in book.errors if "Distributed" in m]
+        problems += [f"tranche {k}: {m}" for m in book.bad_distributions]
         owed = 0
         for holder in sorted(book.balances):
             mine = book.claimable(holder)
@@ -527,8 +533,8 @@ def check_claims(handle: deals.DealHandle, ev: DealEvents, books: list[TokenBook
         claimable_totals.append(owed)
         if book.claimed + owed > book.paid:
             problems.append(f"tranche {k}: claimed {book.claimed} + claimable {owed} > paid {book.paid}")
-        if (ledger.paid[k], ledger.claimed[k]) != (book.paid, book.claimed):
-            problems.append(f"tranche {k}: cashLedger paid/claimed {ledger.paid[k]}/{ledger.claimed[k]} "
+        if (paid[k], claimed[k]) != (book.paid, book.claimed):
+            problems.append(f"tranche {k}: cashLedger paid/claimed {paid[k]}/{claimed[k]} "
                             f"differ from the events' {book.paid}/{book.claimed}")
     return Check("claims: claimed + claimable never exceed what each tranche was paid", not problems,
                  {"paid": [b.paid for b in books], "claimed": [b.claimed for b in books],

@@ -26,21 +26,31 @@ from chainabs.waterfall import PeriodReport
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo deal (issued, traded, 4 periods, claims) and its event index."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Context]:
+    """A small demo deal (issued, traded, 4 periods, claims), then a forced transfer and a
+    frozen investor, and the data dir's event index."""
     data = tmp_path_factory.mktemp("audit")
     out = run_demo(data_dir=data, loans=150, periods=4, seed=3, say=lambda _: None)
     assert out["verify"] == "PASS"
     ctx = open_context(data_dir=data, create=False)
+    handle, _ = open_deal(ctx)
+    investors = ctx.chain.accounts[1:6]
+    deals.forced_transfer(handle, tranche=0, from_=investors[0], to=investors[1], units=1_000)
+    deals.freeze(handle, investors=[investors[2]])
     store = Store.open(data, chain_id=ctx.chain.chain_id)
     Indexer(ctx, store).sync()
     store.close()
-    return data
+    return data, ctx
 
 
 @pytest.fixture(scope="module")
-def ctx(data_dir: Path) -> Context:
-    return open_context(data_dir=data_dir, create=False)
+def data_dir(built: tuple[Path, Context]) -> Path:
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def ctx(built: tuple[Path, Context]) -> Context:
+    return built[1]
 
 
 def by_name(report_checks: list, prefix: str) -> list:
@@ -87,7 +97,8 @@ def test_an_honest_deal_passes_every_check(ctx: Context) -> None:
     replay = by_name(report.checks, "waterfall: every PeriodReported")[0]
     assert replay.figures["periods"] == 4 and replay.figures["differences"] == 0
     units = by_name(report.checks, "units:")[0]
-    assert units.figures["transfers"] > 5  # subscriptions, closing mints, a transfer and a trade
+    assert units.figures["transfers"] > 5 and units.figures["forced"] == 1  # subscriptions, mints, trades
+    assert by_name(report.checks, "registry:")[0].figures["frozen now"] == 1
     claims = by_name(report.checks, "claims:")[0]
     assert all(c + o <= p for c, o, p in zip(claims.figures["claimed"], claims.figures["claimable"],
                                               claims.figures["paid"], strict=True))

@@ -372,7 +372,8 @@ def check_units(handle: deals.DealHandle, ev: DealEvents, books: list[TokenBook]
     unsold = [int(u) for u in closed[0].args["unsold"]] if closed else [0] * len(ev.tokens)
     for k, (token, book) in enumerate(zip(handle.tokens, books, strict=True)):
         supply = int(chain.call(token.functions.totalSupply(), block=head))
-        wrong = [h for h in sorted(book.balances) if int(chain.call(token.functions.balanceOf(to_checksum_address(h)), block=head)) != book.balances[h]]
+        wrong = [h for h in sorted(book.balances)
+                 if int(chain.call(token.functions.balanceOf(to_checksum_address(h)), block=head)) != book.balances[h]]
         if supply != book.supply or sum(book.balances.values()) != supply:
             problems.append(f"tranche {k}: totalSupply {supply}, rebuilt {book.supply}")
         problems += [f"tranche {k}: balanceOf({h}) differs from its transfers" for h in _first(wrong)]
@@ -380,14 +381,15 @@ def check_units(handle: deals.DealHandle, ev: DealEvents, books: list[TokenBook]
             problems.append(f"tranche {k}: minted {book.minted}, subscribed {subscribed[k]} + unsold {unsold[k]}")
         problems += [f"tranche {k}: {m}" for m in book.overdrafts]
         per_tranche.append({"supply": book.supply, "holders": sum(1 for u in book.balances.values() if u)})
-    transfers = {(e.tx_hash, e.address, e.args["from"], e.args["to"], e.args["value"])
-                 for e in ev.events if e.name == "Transfer" and e.address in ev.tokens}
+    moves = [(e.tx_hash, e.address, e.args["from"], e.args["to"], e.args["value"])
+             for e in ev.events if e.name == "Transfer" and e.address in ev.tokens]
+    transfers = set(moves)
     forced = ev.named("ForcedTransfer")
     unmatched = [e.tx_hash for e in forced
                  if (e.tx_hash, e.address, e.args["from"], e.args["to"], e.args["value"]) not in transfers]
     problems += [f"ForcedTransfer in {tx} has no matching Transfer" for tx in _first(unmatched)]
     return Check("units: holder units rebuilt from Transfer events equal totalSupply and balanceOf", not problems,
-                 {"tranches": per_tranche, "transfers": len(transfers), "forced": len(forced),
+                 {"tranches": per_tranche, "transfers": len(moves), "forced": len(forced),
                   "subscribed": subscribed, "unsold": unsold, "differences": _first(problems)})
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -307,6 +307,30 @@ def _call_fees_middleware(backend: Any) -> type:
     return CallFees
 
 
+def _backend_class() -> type:
+    """eth-tester's py-evm backend, with each block's prevrandao (mix hash) derived from its
+    parent instead of drawn at random: replaying the journal then re-creates the very same
+    blocks and hashes, so an index built before a restart stays valid after it."""
+    from eth_tester import PyEVMBackend
+    from eth_tester.backends.pyevm.main import ParisVM, PragueVM, get_total_blob_gas
+
+    class DeterministicPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
+        def mine_blocks(self, num_blocks: int = 1, coinbase: bytes = b"\0" * 20) -> tuple[bytes, ...]:
+            hashes = []
+            for _ in range(num_blocks):
+                kwargs: dict[str, Any] = {"coinbase": coinbase}
+                vm = self.chain.get_vm()
+                if isinstance(vm, ParisVM):
+                    parent = self.chain.get_canonical_head().hash
+                    kwargs["mix_hash"] = keccak(b"chainabs-prevrandao" + parent)
+                if isinstance(vm, PragueVM):
+                    kwargs["blob_gas_used"] = sum(get_total_blob_gas(tx) for tx in self.chain.get_block().transactions)
+                hashes.append(self.chain.mine_block(**kwargs).hash)
+            return tuple(hashes)
+
+    return DeterministicPyEVMBackend
+
+
 class EmbeddedChain(Chain):
     """eth-tester's in-process py-evm chain with funded dev accounts."""
 
@@ -326,7 +350,7 @@ class EmbeddedChain(Chain):
         if self.journal is not None:
             overrides["timestamp"] = self.journal.genesis_timestamp
         params = PyEVMBackend.generate_genesis_params(overrides=overrides)
-        self.backend = PyEVMBackend(genesis_parameters=params, genesis_state=genesis_state)
+        self.backend = _backend_class()(genesis_parameters=params, genesis_state=genesis_state)
         self.tester = EthereumTester(backend=self.backend)
         w3 = Web3(EthereumTesterProvider(self.tester))
         w3.middleware_onion.add(_call_fees_middleware(self.backend), name="call_fees")

@@ -230,7 +230,7 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
 def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int) -> dict[str, Any]:
     """Period `n`'s investor report: collections, waterfall, losses, excess spread, OC, CPR,
     CDR, reserve and trigger test, tranche by tranche."""
-    upto = history[:n]
+    upto = [x for x in history if x["period"] <= n]
     p = upto[-1]
     initial = deal.initial_balance
     defaults = sum(x["defaulted_principal"] for x in upto)

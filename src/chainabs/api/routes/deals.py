@@ -102,9 +102,10 @@ PeriodNumber = Annotated[int, Path(ge=1, le=figures.MAX_PERIODS, description="pe
 
 
 def _period(history: list[dict[str, Any]], n: int, pool: str) -> dict[str, Any]:
-    if n > len(history):
-        raise NotFound(f"pool {pool!r} has {len(history)} reported period(s); there is no period {n}")
-    return history[n - 1]
+    for p in history:
+        if p["period"] == n:
+            return p
+    raise NotFound(f"pool {pool!r} has {len(history)} reported period(s); there is no period {n}")
 
 
 @router.get("/pools/{pool}/tranches", response_model=TrancheList, responses={404: {"description": "no such pool or deal"}})
@@ -149,7 +150,7 @@ def get_report(request: Request, state: StateDep, entry: PoolEntryDep,
     history = figures.periods(state.store, deal)
     if not history:
         raise NotFound(f"pool {entry.files.record.name!r} has no reported period yet")
-    n = period if period is not None else len(history)
+    n = period if period is not None else history[-1]["period"]
     _period(history, n, entry.files.record.name)
     report = figures.investor_report(deal, history, n)
     if format == "csv":

@@ -6,11 +6,12 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP_PY  := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+STAMP_CHROMIUM := $(VENV)/.chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup run test build node soak bench clean
 
-setup: $(STAMP_PY) $(STAMP_NPM)
+setup: $(STAMP_PY) $(STAMP_NPM) $(STAMP_CHROMIUM)
 
 $(STAMP_PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,11 @@ $(STAMP_PY): pyproject.toml
 
 $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The portal's browser tests drive Debian's chromium through Playwright (never a browser download).
+$(STAMP_CHROMIUM): $(STAMP_PY)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $@
 
 run: setup

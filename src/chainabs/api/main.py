@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chainabs import __version__
+from chainabs import __version__, portal
 from chainabs.api.deps import AppState, BadInput, Hooks, NotFound, PoolCatalog
 from chainabs.api.figures import DealCatalog, DealHooks
 from chainabs.api.routes import deals, health, investors, loans, operator, pools
@@ -186,5 +186,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
     _install_error_handlers(app)
     for module in (health, pools, deals, loans, investors, operator):
         app.include_router(module.router)
+    portal.mount(app)  # the investor portal at /, after the API's routes
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -95,7 +95,7 @@ export async function investorPage(ctx) {
         /^0x0{40}$/.test(other) ? (t.direction === "in" ? "minted" : "burned") : hexSpan(other, 4),
         t.kind === "erc721" ? `token ${hexSpan(t.token_id || "", 4).textContent}` : units(t.amount, unit.decimals),
         hexSpan(t.tx_hash, 4)];
-    }), { cls: "transfers", numericFrom: 4 }));
+    }), { cls: "transfers", numericFrom: 4, stack: true }));
     if (transfers.total > PAGE) {
       const base = `#/investor/${enc(address)}`;
       out.append(h("div", { class: "pager" },

@@ -72,3 +72,65 @@ def test_a_refused_report_changes_nothing(demo_run: tuple[Path, dict], capsys: p
     assert status == 1
     assert "refused" in capsys.readouterr().err
     assert main(["--data-dir", str(data), "--json", "audit", "verify"]) == 0
+
+
+def test_demo_serves_the_deal_it_ran_until_interrupted(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from chainabs.anvil import free_port
+
+    data, port = tmp_path / "served-demo", free_port()
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINABS_")}
+    with out_path.open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "chainabs.cli", "--data-dir", str(data), "--json", "demo",
+                                 "--loans", "150", "--periods", "3", "--port", str(port)],
+                                stdout=out, stderr=err, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, health = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"{url}/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert health is not None and health.status_code == 200, err_path.read_text()
+        assert health.json()["lag"] == 0  # indexed before it served
+        summary = json.loads(out_path.read_text())  # stdout holds the summary's JSON alone
+        assert summary["verify"] == "PASS" and summary["periods"] == 3 and summary["api"] == url
+        assert summary["data_dir"] == str(data)
+        notes = err_path.read_text()
+        assert f"{url}/docs" in notes and f"{url}/pools/demo-consumer-loans-2026-1" in notes
+        pools = httpx.get(f"{url}/pools")
+        assert pools.status_code == 200
+        (pool,) = pools.json()["items"]
+        assert pool["address"] == summary["pool"] and pool["loan_count"] == summary["loans"]
+        deal = httpx.get(f"{url}/pools/{pool['slug']}").json()["deal"]
+        assert deal["periods"] == 3 and deal["pool_balance"] == summary["pool_balance"]
+        assert deal["reserve"] == summary["reserve"]
+        investor, claimed = next(iter(summary["claimed"].items()))
+        holdings = httpx.get(f"{url}/investors/{investor}/holdings")
+        assert holdings.status_code == 200
+        tranches = [h for h in holdings.json()["holdings"] if h.get("contract") == "TrancheToken"]
+        assert tranches and all(int(h["units"]) > 0 for h in tranches)
+        assert sum(h["claimed"] for h in tranches) == claimed > 0  # what the demo's investor claimed
+        assert httpx.get(f"{url}/docs").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, err_path.read_text()
+    assert "Application shutdown complete" in err_path.read_text()
+    assert "Traceback" not in err_path.read_text()

@@ -9,7 +9,7 @@ from typing import Any
 
 from chainabs import deal as deals
 from chainabs.audit import verify_deal
-from chainabs.context import open_context
+from chainabs.context import Context, open_context
 from chainabs.dealfile import parse_deal_file
 from chainabs.operations import create_deal, fund, open_deal, simulate
 from chainabs.pool import create_pool, find_pool
@@ -49,9 +49,10 @@ coupon_bps = 0
 
 
 def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: int = 7,
-             say: Callable[[str], None] = print) -> dict[str, Any]:
+             say: Callable[[str], None] = print, ctx: Context | None = None) -> dict[str, Any]:
+    """The demo over `data_dir` (resumable); `ctx`: an already open context of that data dir."""
     started = time.perf_counter()
-    ctx = open_context(data_dir=data_dir)
+    ctx = ctx or open_context(data_dir=data_dir)
     dealfile = parse_deal_file(DEMO_DEAL, name="demo deal")
     tape = data_dir / "demo-tape.csv"
     if not tape.exists():

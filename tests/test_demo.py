@@ -134,3 +134,14 @@ def test_demo_serves_the_deal_it_ran_until_interrupted(tmp_path: Path) -> None:
     assert proc.returncode == 0, err_path.read_text()
     assert "Application shutdown complete" in err_path.read_text()
     assert "Traceback" not in err_path.read_text()
+
+
+def test_demo_on_a_busy_port_stops_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["--data-dir", str(tmp_path / "d"), "demo", "--loans", "50", "--port", str(port)]) == 1
+    assert capsys.readouterr().err.strip() == (f"error: cannot listen on 127.0.0.1:{port}: something else is "
+                                               "listening there (choose another --port)")
+    assert not (tmp_path / "d" / "chain").exists()  # nothing ran

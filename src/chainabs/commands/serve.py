@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -65,8 +66,13 @@ def listen(settings: Settings) -> socket.socket:
     try:
         return socket.create_server((settings.host, settings.port), family=family)
     except OSError as exc:
-        raise ChainabsError(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
-                            "is something else using the port? Pass --port") from None
+        if exc.errno == errno.EADDRINUSE:
+            reason = "something else is listening there (choose another --port)"
+        elif exc.errno and exc.errno > 0:
+            reason = os.strerror(exc.errno)
+        else:  # a resolver error
+            reason = "no such host"
+        raise ChainabsError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from None
 
 
 @contextmanager

@@ -40,5 +40,9 @@ build: setup
 node: setup
 	node_modules/.bin/anvil --host 127.0.0.1 --port 8545
 
+# the deal's stateful invariants at length (>= 200 examples x 50 steps); prints the counts at the end
+soak: setup
+	CHAINABS_SOAK=1 $(BIN)/pytest tests/test_invariants.py -s -q
+
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

@@ -5,9 +5,18 @@
     scripts/deploy.py --rpc URL --keystore key.json --name NAME    # password: $CHAINABS_KEYSTORE_PASSWORD or prompt
     scripts/deploy.py ... --tape TAPE.csv --deal DEAL.toml         # also tokenise a pool and issue its deal
 
-Writes a manifest (chain id, addresses, deployment block, artifact hashes, deployer) to
-deployments/NAME.json, refuses to overwrite one, and checks that the code on chain matches
-the artifacts. The key is never printed.
+Deploys the chain-wide contracts (loan token registry, settlement token) and, given a tape and
+a deal file, a whole deal: the pool created and filled, then (when the deal file has tranches)
+the deal with its tranche tokens, investor registry and exchange, through the same code the
+`chainabs` CLI runs. The pool's files (secret salt, committed loan rows, Merkle tree) and the
+deal's record go to --data-dir (default .chainabs/NAME), so that afterwards
+`chainabs --rpc URL --data-dir DIR ...` runs the deal; an interrupted run started again with the
+same data dir resumes (the core contracts are reused, minting continues, the deal is not
+deployed twice).
+
+Writes a manifest (chain id, every address including the deal and its tranches, deployment
+block, artifact hashes, deployer) to deployments/NAME.json, refuses to overwrite one, and
+checks that the code on chain matches the artifacts before writing it. The key is never printed.
 """
 
 from __future__ import annotations
@@ -18,65 +27,122 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from chainabs.errors import ChainabsError, DeploymentError  # noqa: E402
 
+KEY_ENV = "CHAINABS_PRIVATE_KEY"
+PASSWORD_ENV = "CHAINABS_KEYSTORE_PASSWORD"
+
 
 def load_key(args: argparse.Namespace) -> str:
     from eth_account import Account
 
     if args.keystore:
-        password = os.environ.get("CHAINABS_KEYSTORE_PASSWORD")
+        try:
+            keystore = json.loads(Path(args.keystore).read_text())
+        except OSError as exc:
+            raise DeploymentError(f"{args.keystore}: cannot read the keystore ({exc.strerror})") from None
+        except ValueError:
+            raise DeploymentError(f"{args.keystore}: not a keystore file (not JSON)") from None
+        password = os.environ.get(PASSWORD_ENV)
         if password is None:
             password = getpass.getpass(f"password for {args.keystore}: ")
         try:
-            return "0x" + bytes(Account.decrypt(json.loads(Path(args.keystore).read_text()), password)).hex()
-        except ValueError:
+            return "0x" + bytes(Account.decrypt(keystore, password)).hex()
+        except (ValueError, KeyError, TypeError):
             raise DeploymentError(f"{args.keystore}: wrong password or not a keystore file") from None
-    key = os.environ.get("CHAINABS_PRIVATE_KEY")
+    key = os.environ.get(KEY_ENV)
     if not key:
-        raise DeploymentError("no key: set CHAINABS_PRIVATE_KEY or pass --keystore FILE")
+        raise DeploymentError(f"no key: set {KEY_ENV} or pass --keystore FILE")
     return key
 
 
-def deploy(args: argparse.Namespace) -> dict:
+def _signer(key: str) -> Any:
+    from eth_account import Account
+
+    try:
+        return Account.from_key(key)
+    except (ValueError, TypeError):
+        raise DeploymentError("the private key is malformed: expected 32 bytes as 64 hex digits") from None
+
+
+def _core(chain: Any, data_dir: Path) -> Any:
+    """The data dir's core deployment on this chain (resuming), else a new one recorded there."""
+    from chainabs.deploy import Manifest, deploy_core, verify_code
+
+    path = data_dir / f"deployment-{chain.chain_id}.json"
+    if not path.exists():
+        core = deploy_core(chain)
+        core.write(path)
+        return core, path
+    core = Manifest.read(path)
+    if core.deployer.lower() != chain.accounts[0].lower():
+        raise DeploymentError(f"{path} was deployed by {core.deployer}, not by this key's account "
+                              f"{chain.accounts[0]}")
+    problems = verify_code(chain, core)
+    if problems:
+        raise DeploymentError(f"{path}: {problems[0]}; wrong node or a reset chain?")
+    return core, path
+
+
+def deploy(args: argparse.Namespace) -> dict[str, Any]:
     from chainabs.chain import RpcChain
     from chainabs.context import Context
-    from chainabs.deploy import deploy_core, verify_code
+    from chainabs.deploy import Manifest, verify_code
 
     out = Path(args.out) if args.out else ROOT / "deployments" / f"{args.name}.json"
     if out.exists():
         raise DeploymentError(f"{out} exists; refusing to overwrite a deployment manifest")
-    chain = RpcChain(args.rpc, keys=[load_key(args)], expected_chain_id=args.chain_id)
-    chain.confirmations = args.confirmations
-    manifest = deploy_core(chain)
-    if args.tape and args.deal:
+    if bool(args.tape) != bool(args.deal):
+        raise DeploymentError("--tape and --deal go together: a pool needs its tape and its deal file")
+    dealfile = None
+    if args.deal:
         from chainabs.dealfile import load_deal_file
-        from chainabs.pool import create_pool
 
-        deal = load_deal_file(args.deal)
-        data_dir = Path(args.data_dir or out.with_suffix(""))
-        data_dir.mkdir(parents=True, exist_ok=True)
-        ctx = Context(data_dir=data_dir, chain=chain, core=manifest, manifest_path=out)
-        report = create_pool(ctx, tape_path=args.tape, name=deal.pool.name, currency=deal.pool.currency,
-                             decimals=deal.pool.decimals, eligibility=deal.eligibility())
+        dealfile = load_deal_file(args.deal)  # a bad deal file stops us before anything is sent
+        if not Path(args.tape).is_file():
+            raise DeploymentError(f"no loan tape at {args.tape}")
+    key = load_key(args)
+    _signer(key)
+    chain = RpcChain(args.rpc, keys=[key], expected_chain_id=args.chain_id)
+    chain.confirmations = args.confirmations
+    data_dir = Path(args.data_dir) if args.data_dir else ROOT / ".chainabs" / args.name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    core, core_path = _core(chain, data_dir)
+    manifest = Manifest(chain_id=core.chain_id, deployer=core.deployer, deployment_block=core.deployment_block)
+    for name, address in core.contracts.items():
+        manifest.add(name, address)
+    result: dict[str, Any] = {}
+    if dealfile is not None:
+        from chainabs.operations import create_deal, deals_dir, open_deal
+        from chainabs.pool import create_pool, slug
+
+        ctx = Context(data_dir=data_dir, chain=chain, core=core, manifest_path=core_path)
+        report = create_pool(ctx, tape_path=args.tape, name=dealfile.pool.name, currency=dealfile.pool.currency,
+                             decimals=dealfile.pool.decimals, eligibility=dealfile.eligibility())
         manifest.add("LoanPool", report.pool)
-        try:
-            from chainabs.deal import deploy_deal_from_file
-        except ImportError:
-            deploy_deal_from_file = None
-        if deploy_deal_from_file is not None and deal.has_tranches:
-            for name, address in deploy_deal_from_file(ctx, deal=deal, pool_address=report.pool).items():
-                manifest.add(name, address)
+        result["pool"] = {"name": report.name, "root": report.root, "loans": report.eligible,
+                          "minted_now": report.minted_now, "outstanding_units": report.outstanding_units}
+        if dealfile.has_tranches:
+            if (deals_dir(ctx) / f"{slug(dealfile.pool.name)}.json").exists():
+                handle, _ = open_deal(ctx, dealfile.pool.name)  # resuming: the deal is already on chain
+            else:
+                handle = create_deal(ctx, dealfile=dealfile)
+            for name, address in handle.addresses.items():
+                if name not in manifest.contracts:
+                    manifest.add(name, address)
+            result["tranches"] = {t.symbol: t.face for t in handle.params.tranches}
     problems = verify_code(chain, manifest)
     if problems:
         raise DeploymentError("; ".join(problems))
     manifest.write(out)
-    return {"manifest": str(out), "chain_id": manifest.chain_id, "deployer": manifest.deployer,
-            "deployment_block": manifest.deployment_block, "contracts": manifest.contracts, "code_verified": True}
+    return {"manifest": str(out), "data_dir": str(data_dir), "chain_id": manifest.chain_id,
+            "deployer": manifest.deployer, "deployment_block": manifest.deployment_block,
+            "contracts": manifest.contracts, "code_verified": True, **result}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,13 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpc", required=True, help="node URL")
     parser.add_argument("--name", default="local", help="manifest name under deployments/")
     parser.add_argument("--out", default=None, help="manifest path (default deployments/NAME.json)")
-    parser.add_argument("--keystore", default=None, help="encrypted keystore file (else $CHAINABS_PRIVATE_KEY)")
+    parser.add_argument("--keystore", default=None, help=f"encrypted keystore file (else ${KEY_ENV})")
     parser.add_argument("--chain-id", type=int, default=None, help="refuse a node on another chain")
     parser.add_argument("--confirmations", type=int, default=0, help="blocks to wait after each transaction")
-    parser.add_argument("--tape", default=None, help="also tokenise this loan tape into a pool")
-    parser.add_argument("--deal", default=None, help="deal file for the pool (and its tranches)")
-    parser.add_argument("--data-dir", default=None, help="where the pool's files go")
+    parser.add_argument("--tape", default=None, help="loan tape to tokenise into the deal's pool")
+    parser.add_argument("--deal", default=None, help="deal file: the pool, and the deal's tranches if it has them")
+    parser.add_argument("--data-dir", default=None, help="the pool's and the deal's files (default .chainabs/NAME)")
     args = parser.parse_args(argv)
+    if not args.name or Path(args.name).name != args.name or args.name in (".", ".."):
+        print(f"error: --name {args.name!r} must be a plain file name", file=sys.stderr)
+        return 1
     try:
         print(json.dumps(deploy(args)))
     except ChainabsError as exc:

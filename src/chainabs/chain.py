@@ -451,10 +451,12 @@ class RpcChain(Chain):
 
         self.url = url
         w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
-        if keys is None:
-            env = os.environ.get(KEY_ENV)
-            keys = [env] if env else []
-        signers = [Account.from_key(k) for k in keys]
+        if keys is None:  # one key, or several separated by commas (the first signs by default)
+            keys = [k.strip() for k in os.environ.get(KEY_ENV, "").split(",") if k.strip()]
+        try:
+            signers = [Account.from_key(k) for k in keys]
+        except (ValueError, TypeError):
+            raise ChainError("a signing key is malformed: expected 32 bytes as 64 hex digits") from None
         super().__init__(w3, signers)
         if expected_chain_id is not None and self.chain_id != expected_chain_id:
             raise WrongChain(f"node at {url} is chain {self.chain_id}, expected {expected_chain_id}")

@@ -64,10 +64,15 @@ class RpcSource:
 
     def __init__(self, chain: Chain) -> None:
         self.provider = chain.w3.provider
+        self.url = getattr(chain, "url", "the node")
 
     def _request(self, method: str, params: list[Any]) -> Any:
+        import requests
+
         try:
             response = self.provider.make_request(method, params)  # type: ignore[arg-type]
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RpcError(f"{method} failed: node at {self.url} unreachable: {exc.__class__.__name__}") from None
         except Exception as exc:  # noqa: BLE001 - transport errors of any provider
             raise RpcError(f"{method} failed: {exc.__class__.__name__}: {exc}") from None
         error = response.get("error")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -137,23 +138,41 @@ def post_period(ctx: Context, handle: deals.DealHandle, files: PoolFiles, report
 
 def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, periods: int, cdr: float, cpr: float,
              recovery: float, lag: int, seed: int, cutoff_day: int, progress: Any = None) -> list[PostedPeriod]:
-    """Evolve the pool's loans month by month and post each period; resumable."""
+    """Evolve the pool's loans month by month and post `periods` more periods after the
+    chain's last one; resumable.
+
+    The chain decides where the run is: periods it already has are stepped over (their tape
+    kept if it was not written), and a saved simulator ahead of the chain (a node restarted
+    from an older state lost periods it had mined) is run again from the start with its saved
+    parameters, which gives the same periods again.
+    """
     from chainabs.servicing import Simulator
 
     rows = files.rows
     loans = loans_from_rows(rows)
     state_path = deals_dir(ctx) / f"{slug(files.record.name)}-servicing.json"
+    onchain_period = deals.read_state(handle).period
     if state_path.exists():
-        sim = Simulator.from_state_dict(loans, json.loads(state_path.read_text()))
+        saved = json.loads(state_path.read_text())
+        sim = Simulator.from_state_dict(loans, saved)
+        if sim.period > onchain_period:
+            sim = Simulator(loans, cutoff_day=saved["cutoff_day"], cdr=saved["cdr"], cpr=saved["cpr"],
+                            recovery=Fraction(saved["recovery"]), lag=saved["lag"], seed=saved["seed"],
+                            delinquency=saved["delinquency"], roll_rates=saved["roll_rates"])
     else:
         sim = Simulator(loans, cutoff_day=cutoff_day, cdr=cdr, cpr=cpr, recovery=recovery, lag=lag, seed=seed)
-    onchain_period = deals.read_state(handle).period
-    posted = []
-    for _ in range(periods):
+    posted: list[PostedPeriod] = []
+    while len(posted) < periods:
         started = time.perf_counter()
         outcome = sim.step()
-        if outcome.period <= onchain_period:
-            continue  # already posted before an interruption
+        if outcome.period <= onchain_period:  # already posted before an interruption
+            tape_path = files.folder / "periods" / f"{outcome.period}.json"
+            if not tape_path.exists():
+                tape_path.parent.mkdir(exist_ok=True)
+                root = period_root(rows, outcome.statuses, outcome.outstanding)
+                _write_json(tape_path, {"root": "0x" + root.hex(), "statuses": outcome.statuses,
+                                        "outstanding": outcome.outstanding})
+            continue
         root = period_root(rows, outcome.statuses, outcome.outstanding)
         done = post_period(ctx, handle, files, outcome.report, loan_root=root, loan_count=len(rows),
                            tape={"statuses": outcome.statuses, "outstanding": outcome.outstanding},

@@ -173,7 +173,7 @@ def _check_not_tokenised(ctx: Context, loans: Sequence[Loan]) -> None:
 def _batch_size(ctx: Context) -> int:
     """Loans per batch: keep each transaction within half the block's gas limit (the EIP-1559
     target), so batches fit any block and the base fee does not climb during a long mint."""
-    limit = int(ctx.chain.w3.eth.get_block("latest")["gasLimit"])
+    limit = _block_limit(ctx)
     return max(1, (limit // 2 - BATCH_OVERHEAD_GAS) // GAS_PER_LOAN)
 
 
@@ -205,7 +205,8 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         raise ChainabsError(f"pool {name!r} already exists in {folder} with a different tape")
     chain = ctx.chain
     minted = 0
-    if record is not None and record.address and record.status != "planned":
+    if record is not None and record.address and record.status != "planned" and _has_code(ctx, record.address):
+        # (no code: the node lost the pool's deployment, restarted from an older state; it is deployed again)
         pool = chain.contract("LoanPool", record.address)
         minted = int(chain.call(pool.functions.mintedCount()))
     _check_not_tokenised(ctx, eligible[minted:])
@@ -266,14 +267,18 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
 
 
 def _block_limit(ctx: Context) -> int:
-    return int(ctx.chain.w3.eth.get_block("latest")["gasLimit"])
+    return int(ctx.chain._rpc(lambda: ctx.chain.w3.eth.get_block("latest"))["gasLimit"])
+
+
+def _has_code(ctx: Context, address: str) -> bool:
+    return bool(ctx.chain._rpc(lambda: bytes(ctx.chain.w3.eth.get_code(address))))
 
 
 def _ensure_deployed(ctx: Context, record: PoolRecord, folder: Path) -> Any:
     """Deploy the pool, let it mint, and commit the tape: each step only if not yet done."""
     chain = ctx.chain
     admin = chain.accounts[0]
-    if record.address and bytes(chain.w3.eth.get_code(record.address)):
+    if record.address and _has_code(ctx, record.address):
         pool = chain.contract("LoanPool", record.address)
     else:
         block = chain.block_number() + 1

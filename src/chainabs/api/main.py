@@ -8,6 +8,7 @@ parameter; request bodies over `max_body_bytes` get 413 before any handler reads
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__, portal
-from chainabs.api.deps import AppState, BadInput, Hooks, NotFound, PoolCatalog
+from chainabs.api.deps import AppState, BadInput, Hooks, NotFound, PoolCatalog, shown
 from chainabs.api.figures import DealCatalog, DealHooks
 from chainabs.api.routes import deals, health, investors, loans, operator, ops, pools
 from chainabs.api.settings import Settings
@@ -36,9 +37,30 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+MAX_JSON_DEPTH = 64
+MAX_SHOWN_ERRORS = 3  # a validation error's sentence names the first few; `detail` lists them all
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def _nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects deeper than `limit`. The C decoder recurses on
+    the C stack and, with the recursion limit py_ecc sets (100000), a body of 100000 '[' would
+    crash the process instead of raising RecursionError."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for c in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
+        depth += 1 if c in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, whether announced by Content-Length or
-    streamed: the body is read up to the limit before the app sees it."""
+    streamed: the body is read up to the limit before the app sees it. A body that is not a
+    form and nests deeper than MAX_JSON_DEPTH gets 422 before anything parses it."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int) -> None:
         self.app = app
@@ -70,6 +92,11 @@ class BodyLimit:
                 return
             chunks.append(body)
             more = message.get("more_body", False)
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+        form = content_type.startswith((b"multipart/", b"application/x-www-form-urlencoded"))
+        if not form and _nested_too_deeply(b"".join(chunks)):
+            await _error(422, f"request body: JSON nested deeper than {MAX_JSON_DEPTH} levels")(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -95,13 +122,14 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
         loc = [str(x) for x in err.get("loc", ())]
         where = {"query": "query parameter", "path": "path parameter", "header": "header", "body": "body"}
         if loc and loc[0] in where and len(loc) > 1:
-            name = f"{where[loc[0]]} {'.'.join(loc[1:])!r}"
+            name = f"{where[loc[0]]} {shown('.'.join(loc[1:]))}"
         else:
-            name = ".".join(loc) or "request"
+            name = ".".join(loc)[:80] or "request"
         msg = str(err.get("msg", "invalid"))
         parts.append(f"{name}: {msg}")
         detail.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
-    return "; ".join(parts) or "invalid request", detail
+    more = f" (and {len(parts) - MAX_SHOWN_ERRORS} more)" if len(parts) > MAX_SHOWN_ERRORS else ""
+    return "; ".join(parts[:MAX_SHOWN_ERRORS]) + more or "invalid request", detail
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from chainabs.errors import ChainabsError, TapeError
 
@@ -28,8 +29,16 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr (exit status 2), not a usage block; subcommands'
+    parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chainabs",
         description="Tokenised consumer-loan ABS: pools, tranches, the cash waterfall and audit, on an Ethereum "
                     "chain (the embedded one by default, or any JSON-RPC node with --rpc).",
@@ -69,9 +78,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"error": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args.json, f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug still gets a sentence; --debug shows where
+        if args.debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return _fail(args.json, f"unexpected {exc.__class__.__name__}: {first} (run with --debug for the traceback)")
+
+
+def _fail(as_json: bool, message: str) -> int:
+    if as_json:
+        print(json.dumps({"error": message}))
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -441,10 +441,14 @@ def parse_deal_file(text: str, name: str = "<deal>") -> DealFile:
         if where:
             message = f"line {where[1]}, column {where[2]}: {message[:where.start()]}"
         raise DealError(name, f"not valid TOML: {message}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise DealError(name, "not valid TOML: arrays or tables nested too deeply") from None
     try:
         return DealFile.model_validate(data)
     except ValidationError as exc:
         raise _deal_error(exc) from None
+    except RecursionError:
+        raise DealError(name, "a value is nested too deeply") from None
 
 
 _KNOWN_KEYS = sorted({info.alias or key

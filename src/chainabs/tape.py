@@ -18,7 +18,10 @@ Choices where TAPE.md is silent:
 - credit_score "0" means none, like an empty cell;
 - blank lines are skipped; CSV header names are stripped and matched case-sensitively;
 - amounts must be representable in the token: with fewer than 2 decimals, cents that do not
-  fit are an error.
+  fit are an error;
+- a tape is at most `max_bytes` long (default MAX_TAPE_BYTES, 1 GiB: some six million loans);
+  a longer file is refused before it is read;
+- a JSON Lines string with a lone surrogate escape ("\ud800") is not text and is an error.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ MAX_RATE_BPS = 3600                      # 0.36
 MAX_TERM_MONTHS = 120
 MAX_CELL_CHARS = 4096
 MAX_DECIMALS = 36
+MAX_TAPE_BYTES = 1 << 30
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _LOAN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
@@ -136,23 +140,33 @@ class Eligibility:
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_tape(path: str | os.PathLike[str], *, decimals: int = 6, max_errors: int = 1000) -> Tape:
+def read_tape(path: str | os.PathLike[str], *, decimals: int = 6, max_errors: int = 1000,
+              max_bytes: int = MAX_TAPE_BYTES) -> Tape:
     """Read and validate a tape file; the format comes from the suffix (.csv, .jsonl, .ndjson)
-    or, failing that, from the content. OSError propagates; a bad tape raises TapeError."""
+    or, failing that, from the content. OSError propagates; a bad tape raises TapeError, a file
+    over `max_bytes` too, before it is read."""
     p = Path(path)
     suffix = p.suffix.lower()
     fmt = "csv" if suffix == ".csv" else "jsonl" if suffix in (".jsonl", ".ndjson") else None
-    return parse_tape(p.read_bytes(), name=p.name, fmt=fmt, decimals=decimals, max_errors=max_errors)
+    with p.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_bytes:
+            raise _too_large(max_bytes, size)
+        data = fh.read(max_bytes + 1)  # a file still growing stops just past the limit
+    return parse_tape(data, name=p.name, fmt=fmt, decimals=decimals, max_errors=max_errors,
+                      max_bytes=max_bytes)
 
 
 def parse_tape(data: bytes, *, name: str = "<tape>", fmt: str | None = None, decimals: int = 6,
-               max_errors: int = 1000) -> Tape:
+               max_errors: int = 1000, max_bytes: int = MAX_TAPE_BYTES) -> Tape:
     """Validate a tape held in memory. `fmt` is "csv", "jsonl" or None to sniff (JSON Lines when
     the first byte after a BOM and white space is '{')."""
     if fmt not in (None, "csv", "jsonl"):
         raise ValueError(f"unknown tape format {fmt!r} (csv or jsonl)")
     if not 0 <= decimals <= MAX_DECIMALS:
         raise ValueError(f"decimals must be between 0 and {MAX_DECIMALS}")
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     if fmt is None:
@@ -167,6 +181,12 @@ def parse_tape(data: bytes, *, name: str = "<tape>", fmt: str | None = None, dec
         raise TapeError(check.errors, check.total)
     return Tape(loans=check.loans, currency=check.currency or "", warnings=check.warnings(),
                 source=name)
+
+
+def _too_large(max_bytes: int, size: int | None = None) -> TapeError:
+    size_shown = f" ({size} bytes)" if size is not None else ""
+    return TapeError([CellError(1, "", "", f"the tape is larger than the limit of {max_bytes} bytes"
+                                           f"{size_shown}; split it into several tapes")])
 
 
 def parse_date(text: str) -> int:
@@ -289,6 +309,8 @@ _JSON_PAIRS = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=_r
 
 
 _MAX_JSON_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]").search
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]").search
 
 
 def _json_depth(s: str) -> int:
@@ -345,6 +367,14 @@ def _read_jsonl(text: str, check: _Checker) -> None:
         if type(obj) is not dict:
             error(number, "", s, "not a JSON object")
             continue
+        if "\\u" in s and _SURROGATE_ESCAPE(s):  # UTF-8 text has none: only an escape can make one
+            bad = [(key, text) for key, value in obj.items() for text in (key, value)
+                   if type(text) is str and _LONE_SURROGATE(text)]
+            for key, text in bad:
+                error(number, key if key in known else "", text.encode("utf-8", "backslashreplace").decode(),
+                      "not valid text: a lone UTF-16 surrogate escape")
+            if bad:
+                continue
         if s.count(":") > len(obj):   # every key has a colon: maybe a key appears twice
             seen: set[str] = set()
             for key, _ in _JSON_PAIRS.decode(s):

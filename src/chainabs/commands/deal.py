@@ -5,19 +5,119 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+from eth_utils import is_checksum_address, to_checksum_address
+
 from chainabs import deal as deals
 from chainabs.context import Context, open_context
 from chainabs.dealfile import load_deal_file
-from chainabs.errors import ChainabsError
+from chainabs.errors import ChainabsError, ContractRevert
 from chainabs.operations import (
     FAR_FUTURE, create_deal, fund, open_deal, post_period, simulate, tranche_index,
 )
-from chainabs.tape import parse_date, read_tape
+from chainabs.tape import format_day, parse_date, read_tape
 from chainabs.waterfall import PeriodReport
+
+MAX_UINT = 2**256 - 1
+
+
+# -- argument types: a bad value stops the command before it opens the chain ----------------------
+
+def _address(text: str) -> str:
+    """0x and 40 hex digits; mixed case must be the EIP-55 checksum. Returns the checksummed form."""
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not an address (0x followed by 40 hex digits)")
+    if text[2:] != text[2:].lower() and text[2:] != text[2:].upper() and not is_checksum_address(text):
+        raise argparse.ArgumentTypeError(f"{text!r} fails its EIP-55 checksum (mistyped?)")
+    return str(to_checksum_address(text))
+
+
+def _whole(low: int, high: int, what: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what}, got {value}")
+        return value
+    return parse
+
+
+_amount = _whole(0, MAX_UINT, "must be a number of base units from 0 to 2**256 - 1")
+_units = _whole(1, MAX_UINT, "must be a number of units from 1 to 2**256 - 1")
+_count = _whole(1, 100_000, "must be from 1 to 100000")
+_lag = _whole(0, 1200, "must be from 0 to 1200 months")
+_jurisdiction = _whole(1, 999, "must be an ISO 3166-1 numeric country code (1 to 999)")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a number") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1, got {text[:80]}")
+    return value
+
+
+def _day(text: str) -> int:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r}: {exc}") from None
+
+
+# -- checks before a command that approves, then calls: a refused call must leave no approval ------
+
+def _cash(handle: deals.DealHandle, who: str) -> int:
+    return int(handle.chain.call(handle.settlement.functions.balanceOf(who)))
+
+
+def _need_phase(handle: deals.DealHandle, wanted: str, doing: str) -> None:
+    now = deals.phase(handle)
+    if now != wanted:
+        raise ChainabsError(f"cannot {doing}: the deal's offering is {now}, it must be {wanted}")
+
+
+def _need_cash(handle: deals.DealHandle, who: str, amount: int, doing: str) -> None:
+    cash = _cash(handle, who)
+    if cash < amount:
+        raise ChainabsError(f"cannot {doing}: {who} holds {cash} settlement units, {amount} are needed")
+
+
+def _check_subscribe(handle: deals.DealHandle, investor: str, k: int, units: int) -> None:
+    try:  # phase, tranche and unsold units are checked before payment: the call shows them
+        handle.chain.call(handle.deal.functions.subscribe(k, units))
+    except ContractRevert as exc:
+        if not exc.name.startswith("ERC20Insufficient"):
+            raise
+    if not deals.is_eligible(handle, investor=investor):
+        raise ChainabsError(f"cannot subscribe: {investor} is not an eligible investor (`chainabs investors add` it)")
+    _need_cash(handle, investor, units, "subscribe")
+
+
+def _check_trade(handle: deals.DealHandle, seller: str, buyer: str, k: int, units: int, price: int) -> None:
+    code = deals.restriction(handle, tranche=k, sender=seller, to=buyer, units=units)
+    if code:
+        message = handle.chain.call(handle.token(k).functions.messageForTransferRestriction(code))
+        raise ChainabsError(f"cannot trade: the transfer is restricted (code {code}, {message})")
+    held = int(handle.chain.call(handle.token(k).functions.balanceOf(seller)))
+    if held < units:
+        raise ChainabsError(f"cannot trade: the seller {seller} holds {held} units of tranche {k}, not {units}")
+    _need_cash(handle, buyer, price, "trade")
+
+
+def _tranche(handle: deals.DealHandle, text: str) -> int:
+    names = ", ".join(t.symbol for t in handle.params.tranches)
+    if text.isdigit() and int(text) >= len(handle.params.tranches):
+        raise ChainabsError(f"no tranche {text}: the deal's tranches are 0 to {len(handle.params.tranches) - 1} "
+                            f"({names})")
+    return tranche_index(handle, text)
 
 
 def _ctx(args: argparse.Namespace) -> Context:
@@ -38,57 +138,57 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     inv = sub.add_parser("investors", help="manage the investor registry")
     isub = inv.add_subparsers(dest="investors_command", metavar="ACTION", required=True)
     add = isub.add_parser("add", help="make addresses eligible")
-    add.add_argument("addresses", nargs="+")
-    add.add_argument("--until", default=None, help="eligible until YYYY-MM-DD (default: far future)")
-    add.add_argument("--jurisdiction", type=int, default=840, help="ISO 3166-1 numeric code")
+    add.add_argument("addresses", nargs="+", type=_address)
+    add.add_argument("--until", type=_day, default=None, help="eligible until YYYY-MM-DD (default: far future)")
+    add.add_argument("--jurisdiction", type=_jurisdiction, default=840, help="ISO 3166-1 numeric code")
     add.set_defaults(func=run_investors_add)
     frz = isub.add_parser("freeze", help="freeze (or --unfreeze) addresses")
-    frz.add_argument("addresses", nargs="+")
+    frz.add_argument("addresses", nargs="+", type=_address)
     frz.add_argument("--unfreeze", action="store_true")
     frz.set_defaults(func=run_investors_freeze)
 
     f = sub.add_parser("fund", help="mint dev settlement tokens to an address (dev chains only)")
-    f.add_argument("address")
-    f.add_argument("amount", type=int, help="base units")
+    f.add_argument("address", type=_address)
+    f.add_argument("amount", type=_amount, help="base units")
     f.set_defaults(func=run_fund)
 
     s = sub.add_parser("subscribe", help="buy tranche units at par, delivery versus payment")
-    s.add_argument("--investor", required=True)
+    s.add_argument("--investor", required=True, type=_address)
     s.add_argument("--tranche", required=True, help="index (0 = senior) or symbol")
-    s.add_argument("--units", required=True, type=int)
+    s.add_argument("--units", required=True, type=_units)
     s.set_defaults(func=run_subscribe)
 
     cl = sub.add_parser("close", help="close the offering: unsold units to the originator, reserve funded")
     cl.set_defaults(func=run_close)
 
     t = sub.add_parser("transfer", help="transfer tranche units between eligible investors")
-    t.add_argument("--from", dest="sender", required=True)
-    t.add_argument("--to", required=True)
+    t.add_argument("--from", dest="sender", required=True, type=_address)
+    t.add_argument("--to", required=True, type=_address)
     t.add_argument("--tranche", required=True)
-    t.add_argument("--units", required=True, type=int)
+    t.add_argument("--units", required=True, type=_units)
     t.set_defaults(func=run_transfer)
 
     tr = sub.add_parser("trade", help="atomic trade: the seller's signed order filled by the buyer")
-    tr.add_argument("--seller", required=True)
-    tr.add_argument("--buyer", required=True)
+    tr.add_argument("--seller", required=True, type=_address)
+    tr.add_argument("--buyer", required=True, type=_address)
     tr.add_argument("--tranche", required=True)
-    tr.add_argument("--units", required=True, type=int)
-    tr.add_argument("--price", required=True, type=int, help="settlement base units for all the units")
+    tr.add_argument("--units", required=True, type=_units)
+    tr.add_argument("--price", required=True, type=_amount, help="settlement base units for all the units")
     tr.set_defaults(func=run_trade)
 
     sim = sub.add_parser("simulate", help="simulate loan performance and post each period's report")
-    sim.add_argument("--periods", type=int, default=12)
-    sim.add_argument("--cdr", type=float, default=0.04)
-    sim.add_argument("--cpr", type=float, default=0.10)
-    sim.add_argument("--recovery", type=float, default=0.35)
-    sim.add_argument("--lag", type=int, default=3)
+    sim.add_argument("--periods", type=_count, default=12)
+    sim.add_argument("--cdr", type=_fraction, default=0.04)
+    sim.add_argument("--cpr", type=_fraction, default=0.10)
+    sim.add_argument("--recovery", type=_fraction, default=0.35)
+    sim.add_argument("--lag", type=_lag, default=3)
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--cutoff", default="2026-10-01", help="the pool's cut-off date")
+    sim.add_argument("--cutoff", type=_day, default="2026-10-01", help="the pool's cut-off date")
     sim.set_defaults(func=run_simulate)
 
     rep = sub.add_parser("report", help="post a servicer's own period report (base units)")
     for name in ("interest", "principal", "recoveries", "defaults"):
-        rep.add_argument(f"--{name}", type=int, required=True)
+        rep.add_argument(f"--{name}", type=_amount, required=True)
     rep.add_argument("--loan-tape", default=None, help="this period's loan-level tape (TAPE.md format)")
     rep.set_defaults(func=run_report)
 
@@ -99,7 +199,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_period_show)
 
     clm = sub.add_parser("claim", help="claim everything owed to a holder across tranches")
-    clm.add_argument("--holder", required=True)
+    clm.add_argument("--holder", required=True, type=_address)
     clm.set_defaults(func=run_claim)
 
 
@@ -113,8 +213,11 @@ def run_deal_create(args: argparse.Namespace) -> int:
 
 
 def run_investors_add(args: argparse.Namespace) -> int:
-    handle, _ = open_deal(_ctx(args))
-    until = FAR_FUTURE if args.until is None else parse_date(args.until) * 86_400
+    ctx = _ctx(args)
+    handle, _ = open_deal(ctx)
+    until = FAR_FUTURE if args.until is None else args.until * 86_400
+    if until <= int(ctx.chain.w3.eth.get_block("latest")["timestamp"]):
+        raise ChainabsError(f"--until {format_day(args.until)} is not after the chain's current time")
     deals.add_investors(handle, investors=args.addresses, eligible_until=until, jurisdiction=args.jurisdiction)
     _print(args, {"added": args.addresses, "eligible_until": until}, f"{len(args.addresses)} investors eligible")
     return 0
@@ -136,7 +239,8 @@ def run_fund(args: argparse.Namespace) -> int:
 
 def run_subscribe(args: argparse.Namespace) -> int:
     handle, _ = open_deal(_ctx(args))
-    k = tranche_index(handle, args.tranche)
+    k = _tranche(handle, args.tranche)
+    _check_subscribe(handle, args.investor, k, args.units)
     deals.subscribe(handle, investor=args.investor, tranche=k, units=args.units)
     _print(args, {"investor": args.investor, "tranche": k, "units": args.units},
            f"{args.investor} bought {args.units} units of {handle.params.tranches[k].symbol}")
@@ -145,6 +249,8 @@ def run_subscribe(args: argparse.Namespace) -> int:
 
 def run_close(args: argparse.Namespace) -> int:
     handle, _ = open_deal(_ctx(args))
+    _need_phase(handle, "open", "close the offering")
+    _need_cash(handle, handle.roles.originator, handle.params.initial_reserve, "close the offering (the initial reserve)")
     deals.close(handle)
     _print(args, {"closed": True}, "offering closed")
     return 0
@@ -152,7 +258,7 @@ def run_close(args: argparse.Namespace) -> int:
 
 def run_transfer(args: argparse.Namespace) -> int:
     handle, _ = open_deal(_ctx(args))
-    k = tranche_index(handle, args.tranche)
+    k = _tranche(handle, args.tranche)
     deals.transfer(handle, tranche=k, sender=args.sender, to=args.to, units=args.units)
     _print(args, {"tranche": k, "from": args.sender, "to": args.to, "units": args.units}, "transferred")
     return 0
@@ -161,7 +267,8 @@ def run_transfer(args: argparse.Namespace) -> int:
 def run_trade(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     handle, _ = open_deal(ctx)
-    k = tranche_index(handle, args.tranche)
+    k = _tranche(handle, args.tranche)
+    _check_trade(handle, args.seller, args.buyer, k, args.units, args.price)
     deadline = int(ctx.chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
     order = deals.sign_order(handle, seller=args.seller, tranche=k, units=args.units, price=args.price,
                              deadline=deadline, buyer=args.buyer)
@@ -189,9 +296,10 @@ def run_simulate(args: argparse.Namespace) -> int:
                   f"D {r.defaulted_principal:>13} R {r.recoveries:>12} balance {r.pool_balance_end:>16} "
                   f"trigger {'BREACHED' if r.trigger_breached else 'ok'} model {'=' if done.matches_model else '!='}")
 
+    _need_phase(handle, "closed", "simulate periods")
     started = time.perf_counter()
     simulate(ctx, handle, files, periods=args.periods, cdr=args.cdr, cpr=args.cpr, recovery=args.recovery,
-             lag=args.lag, seed=args.seed, cutoff_day=parse_date(args.cutoff), progress=progress)
+             lag=args.lag, seed=args.seed, cutoff_day=args.cutoff, progress=progress)
     if args.json:
         print(json.dumps({"periods": rows, "seconds": round(time.perf_counter() - started, 2)}))
     return 0
@@ -215,6 +323,9 @@ def run_report(args: argparse.Namespace) -> int:
         tape_data: dict[str, Any] | None = {"statuses": statuses, "outstanding": outstanding}
     else:
         root, tape_data = bytes(32), None
+    _need_phase(handle, "closed", "post a period report")
+    _need_cash(handle, handle.roles.servicer, report.interest + report.principal + report.recoveries,
+               "post the report (its collections)")
     done = post_period(ctx, handle, files, report, loan_root=root, loan_count=len(files.rows), tape=tape_data)
     _print(args, _period_dict(done.result), f"period {done.result.period} posted; model {'agrees' if done.matches_model else 'DISAGREES'}")
     return 0 if done.matches_model else 1

@@ -10,8 +10,10 @@ from dataclasses import asdict
 from typing import Any
 
 from chainabs.context import open_context
-from chainabs.dealfile import load_deal_file
+from chainabs.dealfile import DealFile, load_deal_file
+from chainabs.errors import CellError, TapeError
 from chainabs.pool import create_pool, find_pool, verify_proof_on_chain
+from chainabs.tape import apply_eligibility, read_tape
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create = pool_sub.add_parser("create", help="tokenise a loan tape into a new pool (resumable)")
     create.add_argument("--tape", required=True, metavar="FILE", help="loan tape, CSV or JSON Lines")
     create.add_argument("--deal", required=True, metavar="DEAL.toml", help="deal file: pool name, currency, cut-off")
-    create.add_argument("--batch-size", type=int, default=None, metavar="N",
+    create.add_argument("--batch-size", type=_batch_size, default=None, metavar="N",
                         help="loans per mint transaction (default: half the block gas limit's worth)")
     create.add_argument("--no-progress", action="store_true", help="no progress bar")
     create.set_defaults(func=run_create)
@@ -51,8 +53,30 @@ class ProgressBar:
         sys.stderr.flush()
 
 
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more loans, got {value}")
+    return value
+
+
+def _check_tape(path: str, deal: DealFile) -> None:
+    """Refuse a tape the pool would refuse before the chain is opened: on a new data dir opening
+    it deploys the core contracts, which a refused command must not leave behind."""
+    tape = read_tape(path, decimals=deal.pool.decimals)
+    if tape.currency != deal.pool.currency:
+        raise TapeError([CellError(tape.loans[0].line, "currency", tape.currency,
+                                   f"the pool's currency is {deal.pool.currency}")])
+    if not apply_eligibility(tape.loans, deal.eligibility())[0]:
+        raise TapeError([CellError(1, "", "", "no loan of the tape is eligible for the pool")])
+
+
 def run_create(args: argparse.Namespace) -> int:
     deal = load_deal_file(args.deal)
+    _check_tape(args.tape, deal)
     ctx = open_context(rpc=args.rpc, data_dir=args.data_dir, deployment=args.deployment)
     bar = ProgressBar("minting", enabled=not args.no_progress and not args.json and sys.stderr.isatty())
     report = create_pool(ctx, tape_path=args.tape, name=deal.pool.name, currency=deal.pool.currency,

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from chainabs.api.auth import hash_api_key
 from chainabs.api.main import create_app
 from chainabs.api.settings import Settings
@@ -47,6 +49,10 @@ def settings_from(args: argparse.Namespace, **fixed: Any) -> Settings:
     overrides.update(fixed)
     try:
         settings = Settings(**overrides)
+    except ValidationError as exc:  # one sentence, without the values (the key hash among them)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                             for e in exc.errors(include_url=False)[:3])
+        raise ChainabsError(f"bad service settings: {problems}") from None
     except ValueError as exc:
         raise ChainabsError(f"bad service settings: {exc}") from None
     key = os.environ.get(getattr(args, "api_key_env", DEFAULT_KEY_ENV))

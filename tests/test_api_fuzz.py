@@ -274,7 +274,8 @@ def _upload_parts(world: World) -> st.SearchStrategy[dict[str, Any]]:
     deal = DEMO_DEAL.encode()
     tapes = st.one_of(st.binary(max_size=400), st.just(good_tape), st.just(b""), st.just(b"\xff\xfe\x00"),
                       st.text(max_size=200).map(str.encode), st.just(b'"' * 300))
-    deals = st.one_of(st.binary(max_size=300), st.just(deal), st.just(deal[:len(deal) // 2]),
+    fresh = deal.replace(b"Demo Consumer Loans 2026-1", b"Fuzzed Pool")
+    deals = st.one_of(st.binary(max_size=300), st.just(deal), st.just(fresh), st.just(deal[:len(deal) // 2]),
                       st.text(max_size=200).map(str.encode), st.just(b"[pool]\nname = 1\n"),
                       st.just(deal.replace(b'"80%"', b'"180%"')), st.just(b"\xff"))
     names = st.one_of(st.sampled_from(["t.csv", "t.jsonl", "t", "", "../../etc/passwd", "a" * 300, "t.exe"]),
@@ -292,6 +293,22 @@ def test_generated_pool_uploads(world: World, data: st.DataObject) -> None:
     response = world.client.post("/operator/pools", headers=headers, files=files or None)
     check(world, response, before, "POST pools upload")
     assert response.status_code != 200, response.text  # a good deal file's pool exists already
+
+
+def test_an_upload_with_a_lone_surrogate_escape_is_a_tape_error(world: World) -> None:
+    """It passed validation and failed when committed: a 500, and the new pool's folder left behind."""
+    loan = {"loan_id": "FUZZ1", "borrower_ref": "B", "product": "cash", "currency": "EUR", "principal": "100.00",
+            "outstanding_principal": "100.00", "annual_rate": "0.18", "origination_date": "2026-01-01",
+            "maturity_date": "2029-01-01", "term_months": "36", "repayment_type": "bullet", "status": "current",
+            "region": "x\ud800"}
+    deal = DEMO_DEAL.replace("Demo Consumer Loans 2026-1", "Fuzzed Pool").encode()
+    before = world.fingerprint()
+    response = world.client.post("/operator/pools", headers={"Authorization": f"Bearer {KEY}"},
+                                 files={"tape": ("t.jsonl", (json.dumps(loan) + "\n").encode()),
+                                        "deal": ("d.toml", deal)})
+    check(world, response, before, "POST pools upload")
+    assert response.status_code == 422 and response.json()["errors"][0]["column"] == "region", response.text
+    assert not (world.data / "pools" / "fuzzed-pool").exists()
 
 
 # -- a body nested deep enough to crash the JSON decoder -----------------------------------------

@@ -461,6 +461,8 @@ REFUSED = [
     (["index", "--once", "--interval", "-1"], "must be more than 0"),
     (["audit", "verify", "--pool", "nope"], "no pool named 'nope'"),
     (["nonsense-command"], "invalid choice: 'nonsense-command'"),
+    (["demo", "--loans", "-5", "--no-serve"], "argument --loans: must be from 1 to 1000000, got -5"),
+    (["demo", "--periods", "0", "--no-serve"], "argument --periods: must be from 1 to 600, got 0"),
     (["--rpc", "http://127.0.0.1:1", "investors", "add", A2], "unreachable"),
 ]
 

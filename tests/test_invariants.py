@@ -145,6 +145,8 @@ def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Iterator[Env]:
     for k, token in enumerate(h.tokens):
         calls[("supply", k)] = (token, "totalSupply", ())
         calls[("tranche", k)] = (h.deal, "tranche", (k,))
+        calls[("points", k)] = (token, "pointsPerUnit", ())
+        calls[("carry", k)] = (token, "carry", ())
     calls[("cash", fee_to)] = (h.settlement, "balanceOf", (fee_to,))
     calls["held"] = (h.settlement, "balanceOf", (h.deal.address,))
     calls["ledger"] = (h.deal, "cashLedger", ())
@@ -220,6 +222,7 @@ class DealMachine(RuleBasedStateMachine):
         self.paused = [False] * N
         self.state = DealState.initial(PARAMS)
         self.state.reserve = 0  # funded at closing
+        self.points = [0] * N
         self.carry = [0] * N
         self.ent = [dict.fromkeys(self.w, 0) for _ in range(N)]
         self.paid = [0] * N
@@ -499,6 +502,7 @@ class DealMachine(RuleBasedStateMachine):
         if cash == 0:
             return
         step, self.carry[k] = divmod(cash * M + self.carry[k], sum(self.units[k].values()))
+        self.points[k] += step
         for who, held in self.units[k].items():
             self.ent[k][who] += step * held
         self.paid[k] += cash
@@ -556,6 +560,7 @@ class DealMachine(RuleBasedStateMachine):
             assert sum(claimable) + claimed[k] <= paid[k]
             assert sum(claimable) <= owed[k]
             assert claimable == [self.ent[k][w] // M for w in self.w]
+            assert (v[("points", k)], v[("carry", k)]) == (self.points[k], self.carry[k])
 
     @invariant()
     def tranches_add_up_to_the_pool(self) -> None:

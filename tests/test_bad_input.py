@@ -67,13 +67,13 @@ def rejected(data: bytes, **kwargs: Any) -> TapeError:
     return info.value
 
 
-def assert_well_reported(exc: TapeError, lines: int, names: set[str]) -> None:
-    """What every rejection carries: at least one error, each naming a line of the file (0 only
-    for the file as a whole), a known column or "" (or the header name it is about), a reason."""
+def assert_well_reported(exc: TapeError, lines: int) -> None:
+    """What every rejection carries: at least one error, each naming a line of the file, a known
+    column or "" (or the header name a duplicate column error is about), and a reason."""
     assert exc.total >= len(exc.errors) >= 1
     for e in exc.errors:
-        assert 0 <= e.line <= lines + 1, e
-        assert e.column in names or e.column == "" or e.column in COLUMNS, e
+        assert 1 <= e.line <= lines + 1, e
+        assert e.column in COLUMNS or e.column == "" or e.reason.startswith("duplicate column name"), e
         assert e.reason and "\n" not in e.reason and "Traceback" not in e.reason, e
         assert len(e.value) <= 200, e
         json.dumps(e.as_dict())  # the API and `--json` serialise it
@@ -102,7 +102,7 @@ def test_generated_garbage_is_a_tape_error_never_a_crash(data: bytes, fmt: str |
     try:
         tape = parse_tape(data, fmt=fmt)
     except TapeError as exc:
-        assert_well_reported(exc, data.count(b"\n") + 1, set())
+        assert_well_reported(exc, data.count(b"\n") + 1)
     else:
         assert_committable(tape)
 
@@ -137,7 +137,7 @@ def test_mutated_tapes_are_rejected_cell_by_cell_or_committable(rows: int, chang
     try:
         tape = parse_tape(data)
     except TapeError as exc:
-        assert_well_reported(exc, data.count(b"\n") + 1, set())
+        assert_well_reported(exc, data.count(b"\n") + 1)
         assert exc.total < 10 * (rows + len(COLUMNS))
     else:
         assert_committable(tape)
@@ -334,7 +334,7 @@ def test_bad_deal_files_name_their_field(text: str, field: str, words: str) -> N
     assert_one_sentence(str(info.value), info.value.field)
 
 
-@pytest.mark.parametrize("content", [os.urandom(0) + b"\x00\xff" * 100, b"\xef\xbb\xbf\xef\xbb\xbf[pool]\n",
+@pytest.mark.parametrize("content", [b"\x00\xff" * 100, b"\xef\xbb\xbf\xef\xbb\xbf[pool]\n",
                                      b"\xff\xfe[\x00p\x00o\x00o\x00l\x00]\x00", b"PK\x03\x04" + bytes(range(256)) * 4])
 def test_binary_deal_files(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "deal.toml"

@@ -53,7 +53,7 @@ PROFILE = (settings(max_examples=200, stateful_step_count=50, deadline=None,
            settings(max_examples=10, stateful_step_count=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow]))
 COUNTS = {"examples": 0, "steps": 0, "checks": 0}
-OUTCOMES: Counter[str] = Counter()  # "rule: outcome" -> times, printed by the soak
+OUTCOMES: Counter[str] = Counter()  # "call: outcome" -> times, printed with the counts
 
 # Odd faces so every credit leaves rounding to carry; a trigger that random defaults can breach.
 PARAMS = DealParams(

@@ -371,7 +371,6 @@ def test_cli_index_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tape_40
     ctx = open_context(data_dir=data)  # a journaled embedded chain with the core deployment
     create_pool(ctx, tape_path=tape_40, name="Cli Pool", batch_size=40)
     ctx.chain.journal.close()  # type: ignore[attr-defined]
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "index"))
     assert cli.main(["--data-dir", str(data), "--json", "index", "--once", "--confirmations", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["indexed_head"] == out["chain_head"] - 1 and out["events"] > 0

@@ -31,6 +31,28 @@ def tape_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def own_chain() -> tuple[EmbeddedChain, Manifest]:
+    """A chain of this module's own: indexing compares every event on it, so no other test's
+    leftovers may be there."""
+    from chainabs.deploy import deploy_core
+
+    fresh = EmbeddedChain()
+    return fresh, deploy_core(fresh)
+
+
+@pytest.fixture
+def core(own_chain: tuple[EmbeddedChain, Manifest]) -> Manifest:
+    return own_chain[1]
+
+
+@pytest.fixture
+def chain(own_chain: tuple[EmbeddedChain, Manifest]) -> Iterator[EmbeddedChain]:
+    snap = own_chain[0].snapshot()
+    yield own_chain[0]
+    own_chain[0].revert(snap)
+
+
 @pytest.fixture
 def ctx(chain: EmbeddedChain, core: Manifest, tmp_path: Path) -> Context:
     data = tmp_path / "data"

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from chainabs import deal as D
 from chainabs.chain import EmbeddedChain
 from chainabs.deploy import Manifest, deploy_core
+from support import DealEnv
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +28,18 @@ def chain(session_chain: EmbeddedChain, core: Manifest) -> Iterator[EmbeddedChai
     snap = session_chain.snapshot()
     yield session_chain
     session_chain.revert(snap)
+
+
+@pytest.fixture
+def env(deal_env: DealEnv) -> Iterator[DealEnv]:
+    """The module's `deal_env` fixture, reverted to its state after the test."""
+    snap = deal_env.chain.snapshot()
+    yield deal_env
+    deal_env.chain.revert(snap)
+
+
+@pytest.fixture
+def closed(env: DealEnv) -> DealEnv:
+    """`env` with its offering closed."""
+    D.close(env.h)
+    return env

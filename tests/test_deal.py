@@ -8,17 +8,17 @@ every test runs from a snapshot of that state and is reverted afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from eth_account import Account
 
 from chainabs import deal as D
-from chainabs.chain import EmbeddedChain, RawCall
+from chainabs.chain import EmbeddedChain
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert
 from chainabs.waterfall import (DealParams, DealState, PeriodReport, PeriodResult, TrancheSpec, check_conservation,
                                 run_period)
+from support import DealEnv as Env
+from support import Entitlements, open_offering
 
 EXAMPLE = DealParams(
     tranches=(TrancheSpec("Senior A", "A", 800_000, 400), TrancheSpec("Mezzanine B", "B", 120_000, 800),
@@ -31,64 +31,14 @@ ROOT = b"\x01" * 32
 M = D.MAGNITUDE
 
 
-@dataclass
-class Env:
-    chain: EmbeddedChain
-    core: Manifest
-    h: D.DealHandle
-    alice: str
-    bob: str
-    carol: str
-    dave: str  # a fresh signer, registered, holds nothing at closing
-    stranger: str  # a fresh signer, never registered, holds no role
-
-    @property
-    def roles(self) -> D.DealRoles:
-        return self.h.roles
-
-
-def _fund_eth(chain: EmbeddedChain, to: str) -> None:
-    chain.send(RawCall(to=to, data=b""), sender=chain.accounts[0], value=10**21, gas=21_000)
-
-
 @pytest.fixture(scope="module")
-def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Env:
+def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Iterator[Env]:
     """The worked example's deal, offering open: alice 500,000 A, bob 300,000 A, carol 120,000 B;
-    C is left unsold (the originator receives it at closing)."""
-    chain = session_chain
-    a = chain.accounts
-    roles = D.DealRoles(admin=a[0], operator=a[1], servicer=a[2], originator=a[3], fee_recipient=a[4],
-                        compliance=a[5], agent=a[6])
-    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[600_000, 400_000])
-    h = D.deploy_deal(chain, manifest=core, pool=pool.address, params=EXAMPLE, roles=roles)
-    extra = [Account.create() for _ in range(2)]
-    for acct in extra:
-        chain.add_signer(acct)
-        _fund_eth(chain, acct.address)
-    alice, bob, carol = a[7], a[8], a[9]
-    dave, stranger = (x.address for x in extra)
-    for who in (roles.operator, roles.servicer, roles.originator, alice, bob, carol, dave, stranger):
-        chain.send(h.settlement.functions.mint(who, 10**12), sender=core.deployer)
-    until = int(chain.w3.eth.get_block("latest")["timestamp"]) + 10 * 365 * 86_400
-    D.add_investors(h, investors=[roles.originator, alice, bob, carol, dave], eligible_until=until)
-    D.open_offering(h)
-    D.subscribe(h, investor=alice, tranche=0, units=500_000)
-    D.subscribe(h, investor=bob, tranche=0, units=300_000)
-    D.subscribe(h, investor=carol, tranche=1, units=120_000)
-    return Env(chain=chain, core=core, h=h, alice=alice, bob=bob, carol=carol, dave=dave, stranger=stranger)
-
-
-@pytest.fixture
-def env(deal_env: Env) -> Iterator[Env]:
-    snap = deal_env.chain.snapshot()
-    yield deal_env
-    deal_env.chain.revert(snap)
-
-
-@pytest.fixture
-def closed(env: Env) -> Env:
-    D.close(env.h)
-    return env
+    C is left unsold (the originator receives it at closing). Reverted after the module."""
+    base = session_chain.snapshot()
+    yield open_offering(session_chain, core, params=EXAMPLE, outstanding=[600_000, 400_000],
+                        subscriptions=[("alice", 0, 500_000), ("bob", 0, 300_000), ("carol", 1, 120_000)])
+    session_chain.revert(base)
 
 
 def _cash(env: Env, who: str) -> int:
@@ -283,41 +233,6 @@ def test_report_before_close_refused(env: Env) -> None:
 
 
 # -- holders -------------------------------------------------------------------------------------
-
-class Entitlements:
-    """TrancheToken's accounting recomputed off chain: each credit adds
-    floor((cash * M + carry) / supply) to points per unit and carries the remainder; a holder's
-    entitlement (in 1/M base units) is the sum over credits of the points added times the units
-    it held then; a claim pays floor(entitlement / M) and keeps the fraction."""
-
-    def __init__(self, n: int) -> None:
-        self.units: list[dict[str, int]] = [{} for _ in range(n)]
-        self.points = [0] * n
-        self.carry = [0] * n
-        self.paid = [0] * n
-        self.ent: list[dict[str, int]] = [{} for _ in range(n)]
-
-    def move(self, k: int, src: str | None, dst: str, units: int) -> None:
-        if src is not None:
-            self.units[k][src] -= units
-        self.units[k][dst] = self.units[k].get(dst, 0) + units
-
-    def credit(self, k: int, cash: int) -> None:
-        if cash == 0:
-            return
-        supply = sum(self.units[k].values())
-        scaled = cash * M + self.carry[k]
-        step, self.carry[k] = divmod(scaled, supply)
-        self.points[k] += step
-        self.paid[k] += cash
-        for who, u in self.units[k].items():
-            self.ent[k][who] = self.ent[k].get(who, 0) + step * u
-
-    def claim(self, k: int, who: str) -> int:
-        amount = self.ent[k].get(who, 0) // M
-        self.ent[k][who] = self.ent[k].get(who, 0) - amount * M
-        return amount
-
 
 def test_holders_claim_exact_entitlements_through_transfers_and_forced_transfers(closed: Env) -> None:
     env = closed

@@ -17,6 +17,7 @@ from chainabs.chain import EmbeddedChain
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert, WaterfallError
 from chainabs.waterfall import DealParams, DealState, PeriodReport, TrancheSpec, check_conservation, run_period
+from support import Entitlements
 
 M = D.MAGNITUDE
 ROOT = b"\x03" * 32
@@ -64,28 +65,6 @@ def _report(kind: str, a: int, b: int, pool_balance: int) -> PeriodReport:
     principal = min(pool_balance, a % (pool_balance // 5 + 1))
     defaults = min(pool_balance - principal, b % (pool_balance // 20 + 1))
     return PeriodReport(pool_balance // 100 + a % 1_000, principal, b % 500, defaults)
-
-
-class Entitlements:
-    """TrancheToken's rule off chain: a credit adds floor((cash * M + carry) / supply) points
-    per unit (remainder carried); a holder earns points x units held at the credit; a claim
-    pays floor(entitlement / M)."""
-
-    def __init__(self, n: int) -> None:
-        self.units: list[dict[str, int]] = [{} for _ in range(n)]
-        self.carry = [0] * n
-        self.ent: list[dict[str, int]] = [{} for _ in range(n)]
-
-    def credit(self, k: int, cash: int) -> None:
-        if cash:
-            step, self.carry[k] = divmod(cash * M + self.carry[k], sum(self.units[k].values()))
-            for who, u in self.units[k].items():
-                self.ent[k][who] = self.ent[k].get(who, 0) + step * u
-
-    def claim(self, k: int, who: str) -> int:
-        amount = self.ent[k].get(who, 0) // M
-        self.ent[k][who] = self.ent[k].get(who, 0) - amount * M
-        return amount
 
 
 def _assert_conserved(chain: EmbeddedChain, handle: D.DealHandle, state: DealState) -> None:

@@ -45,6 +45,7 @@ from chainabs.chain import GWEI, EmbeddedChain
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert, WaterfallError
 from chainabs.waterfall import DealParams, DealState, PeriodReport, TrancheSpec, check_conservation, run_period
+from support import Entitlements
 
 SOAK = os.environ.get("CHAINABS_SOAK") == "1"
 PROFILE = (settings(max_examples=200, stateful_step_count=50, deadline=None,
@@ -216,16 +217,14 @@ class DealMachine(RuleBasedStateMachine):
         self.originator = self.w[0]
         self.phase = "open"
         self.issued = [0] * N
-        self.units = [dict.fromkeys(self.w, 0) for _ in range(N)]
+        self.book = Entitlements(N, self.w)  # units, points, carry, entitlements and cash paid per tranche
+        self.units, self.ent, self.points, self.carry, self.paid = (self.book.units, self.book.ent, self.book.points,
+                                                                    self.book.carry, self.book.paid)
         self.until = dict(zip(self.w, env.initial_until))
         self.frozen = dict.fromkeys(self.w, False)
         self.paused = [False] * N
         self.state = DealState.initial(PARAMS)
         self.state.reserve = 0  # funded at closing
-        self.points = [0] * N
-        self.carry = [0] * N
-        self.ent = [dict.fromkeys(self.w, 0) for _ in range(N)]
-        self.paid = [0] * N
         self.claimed = [0] * N
         self.cash = dict(zip(self.w, env.start_cash))
         self.cash[env.fee_recipient] = env.chain.call(self.h.settlement.functions.balanceOf(env.fee_recipient))
@@ -495,17 +494,7 @@ class DealMachine(RuleBasedStateMachine):
         assert D.read_state(self.h) == self.state
         self.cash[self.env.fee_recipient] += expected.fee_paid
         for k, t in enumerate(expected.tranches):
-            self._credit(k, t.cash_paid)
-
-    def _credit(self, k: int, cash: int) -> None:
-        """TrancheToken.distribute: floor((cash * M + carry) / supply) points per unit."""
-        if cash == 0:
-            return
-        step, self.carry[k] = divmod(cash * M + self.carry[k], sum(self.units[k].values()))
-        self.points[k] += step
-        for who, held in self.units[k].items():
-            self.ent[k][who] += step * held
-        self.paid[k] += cash
+            self.book.credit(k, t.cash_paid)
 
     @rule(i=wallet_ix, by_other=st.booleans(), owed_only=st.booleans())
     def claim(self, i: int, by_other: bool, owed_only: bool) -> None:

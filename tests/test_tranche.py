@@ -8,7 +8,6 @@ One deal is deployed once (offering open, subscriptions placed); each test runs 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,10 +16,12 @@ from web3.logs import DISCARD
 
 from chainabs import deal as D
 from chainabs.build import load_artifact
-from chainabs.chain import EmbeddedChain, RawCall
+from chainabs.chain import EmbeddedChain
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert
 from chainabs.waterfall import DealParams, PeriodReport, TrancheSpec
+from support import DealEnv as Env
+from support import open_offering
 
 PARAMS = DealParams(
     tranches=(TrancheSpec("Senior A", "A", 800_000, 400), TrancheSpec("Mezzanine B", "B", 120_000, 800),
@@ -32,63 +33,13 @@ CODES = {"SUCCESS": 0, "PAUSED": 1, "SENDER_NOT_ELIGIBLE": 2, "RECEIVER_NOT_ELIG
          "RECEIVER_FROZEN": 5}
 
 
-@dataclass
-class Env:
-    chain: EmbeddedChain
-    core: Manifest
-    h: D.DealHandle
-    alice: str
-    bob: str
-    carol: str
-    dave: str  # registered, holds nothing
-    stranger: str  # never registered, no role
-    until: int
-
-    @property
-    def roles(self) -> D.DealRoles:
-        return self.h.roles
-
-    def now(self) -> int:
-        return int(self.chain.w3.eth.get_block("latest")["timestamp"])
-
-
 @pytest.fixture(scope="module")
-def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Env:
-    chain = session_chain
-    a = chain.accounts
-    roles = D.DealRoles(admin=a[0], operator=a[1], servicer=a[2], originator=a[3], fee_recipient=a[4],
-                        compliance=a[5], agent=a[6])
-    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000_000])
-    h = D.deploy_deal(chain, manifest=core, pool=pool.address, params=PARAMS, roles=roles)
-    extra = [Account.create() for _ in range(2)]
-    for acct in extra:
-        chain.add_signer(acct)
-        chain.send(RawCall(to=acct.address, data=b""), sender=a[0], value=10**21, gas=21_000)
-    alice, bob, carol = a[7], a[8], a[9]
-    dave, stranger = (x.address for x in extra)
-    for who in (roles.operator, roles.servicer, roles.originator, alice, bob, carol, dave, stranger):
-        chain.send(h.settlement.functions.mint(who, 10**12), sender=core.deployer)
-    until = int(chain.w3.eth.get_block("latest")["timestamp"]) + 10 * 365 * 86_400
-    D.add_investors(h, investors=[roles.originator, alice, bob, carol, dave], eligible_until=until)
-    D.open_offering(h)
-    D.subscribe(h, investor=alice, tranche=0, units=400_000)
-    D.subscribe(h, investor=bob, tranche=0, units=200_000)
-    D.subscribe(h, investor=carol, tranche=1, units=60_000)
-    return Env(chain=chain, core=core, h=h, alice=alice, bob=bob, carol=carol, dave=dave, stranger=stranger,
-               until=until)
-
-
-@pytest.fixture
-def env(deal_env: Env) -> Iterator[Env]:
-    snap = deal_env.chain.snapshot()
-    yield deal_env
-    deal_env.chain.revert(snap)
-
-
-@pytest.fixture
-def closed(env: Env) -> Env:
-    D.close(env.h)
-    return env
+def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Iterator[Env]:
+    """Offering open: alice 400,000 A, bob 200,000 A, carol 60,000 B. Reverted after the module."""
+    base = session_chain.snapshot()
+    yield open_offering(session_chain, core, params=PARAMS, outstanding=[1_000_000],
+                        subscriptions=[("alice", 0, 400_000), ("bob", 0, 200_000), ("carol", 1, 60_000)])
+    session_chain.revert(base)
 
 
 def _units(env: Env, k: int, who: str) -> int:
@@ -280,6 +231,8 @@ def test_subscriptions(env: Env) -> None:
     assert err.name == "ExceedsFace" and err.args_ == {"tranche": 0, "available": 50_000, "requested": 50_001}
     err = _refused(lambda: D.allocate(h, tranche=0, allocations=[(env.bob, 25_000), (env.carol, 25_001)]))
     assert err.name == "ExceedsFace"
+    for payer in (env.dave, env.roles.operator):  # a refused payment leaves no approval behind
+        assert env.chain.call(h.settlement.functions.allowance(payer, h.deal.address)) == 0
     assert _refused(lambda: env.chain.send(f.subscribe(3, 1), sender=env.dave)).name == "UnknownTranche"
     assert _refused(lambda: env.chain.send(f.subscribe(1, 0), sender=env.dave)).name == "ZeroUnits"
     # DvP: the investor pays the originator, atomically with the units
@@ -337,6 +290,10 @@ def test_trade_failing_legs_leave_both_sides_unchanged(closed: Env) -> None:
     deadline = env.now() + 3_600
     nonce0 = chain.call(h.exchange.functions.nonces(seller))
 
+    def allowances(buyer: str) -> tuple[int, int]:
+        return (chain.call(h.token(0).functions.allowance(seller, h.exchange.address)),
+                chain.call(h.settlement.functions.allowance(buyer, h.exchange.address)))
+
     def fails(order: D.SignedOrder, buyer: str, name: str, **args: Any) -> None:
         before = _snapshot_balances(env, seller, buyer)
         err = _refused(lambda: D.fill_order(h, order=order, buyer=buyer))
@@ -344,6 +301,7 @@ def test_trade_failing_legs_leave_both_sides_unchanged(closed: Env) -> None:
         if args:
             assert err.args_ == args
         assert _snapshot_balances(env, seller, buyer) == before
+        assert allowances(buyer) == (0, 0)  # fill_order approved both legs, then took the approvals back
         assert chain.call(h.exchange.functions.nonces(seller)) == nonce0
 
     # the buyer lacks the cash (its units leg would have gone first)

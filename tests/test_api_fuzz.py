@@ -25,12 +25,11 @@ from hypothesis import strategies as st
 
 from chainabs.api import Settings, create_app
 from chainabs.api.auth import hash_api_key
-from chainabs.context import Context, open_context
-from chainabs.demo import DEMO_DEAL, run_demo
+from chainabs.context import Context
+from chainabs.demo import DEMO_DEAL
 from chainabs.indexer import Indexer
-from chainabs.operations import open_deal
-from chainabs.pool import find_pool
 from chainabs.store import Store
+from support import demo_deal
 
 KEY = "fuzzing operator key"
 MAX_BODY = 2048
@@ -70,17 +69,14 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """A small demo deal (30 loans, 2 periods) on its own embedded chain, indexed."""
-    data = tmp_path_factory.mktemp("fuzz")
-    run_demo(data_dir=data, loans=30, periods=2, seed=5, say=lambda _: None)
-    ctx = open_context(data_dir=data, create=False)
-    _, files = open_deal(ctx)
-    store = Store.open(data, chain_id=ctx.chain.chain_id)
+    deal = demo_deal(tmp_path_factory, "fuzz", loans=30)
+    ctx, store, data = deal.ctx, deal.store, deal.data
     Indexer(ctx, store).sync()
     app = create_app(Settings(data_dir=data, api_key_hash=hash_api_key(KEY), max_body_bytes=MAX_BODY), ctx,
                      store=store)
     with TestClient(app, raise_server_exceptions=False) as client:
-        pool = find_pool(data)
-        yield World(ctx, store, client, data, files.folder.name, str(pool.record.address),
+        pool = deal.files
+        yield World(ctx, store, client, data, pool.folder.name, str(pool.record.address),
                     [r[0] for r in pool.rows[:3]], list(ctx.chain.accounts[1:4]),
                     ctx.core.contracts["SettlementToken"], app.openapi())
     store.close()

@@ -20,12 +20,13 @@ from fastapi.testclient import TestClient
 from chainabs import deal as deals
 from chainabs.api import Settings, create_app
 from chainabs.api.auth import hash_api_key
-from chainabs.context import Context, open_context
-from chainabs.demo import DEMO_DEAL, run_demo
+from chainabs.context import Context
+from chainabs.demo import DEMO_DEAL
 from chainabs.indexer import Indexer
-from chainabs.operations import fund, open_deal
+from chainabs.operations import fund
 from chainabs.store import Store
 from chainabs.tapegen import write_tape
+from support import demo_deal
 
 KEY = "operator key for the tests"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -45,15 +46,12 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    data = tmp_path_factory.mktemp("operator")
-    run_demo(data_dir=data, loans=120, periods=2, seed=5, say=lambda _: None)
-    ctx = open_context(data_dir=data, create=False)
-    handle, files = open_deal(ctx)
-    fund(ctx, to=handle.roles.servicer, amount=10**15)  # the servicer's cash for the reports below
-    store = Store.open(data, chain_id=ctx.chain.chain_id)
-    client = TestClient(create_app(Settings(data_dir=data, api_key_hash=hash_api_key(KEY)), ctx, store=store))
-    yield World(ctx, handle, client, files.folder.name, store, data, data / "demo-tape.csv")
-    store.close()
+    deal = demo_deal(tmp_path_factory, "operator", loans=120)
+    ctx, data = deal.ctx, deal.data
+    fund(ctx, to=deal.handle.roles.servicer, amount=10**15)  # the servicer's cash for the reports below
+    client = TestClient(create_app(Settings(data_dir=data, api_key_hash=hash_api_key(KEY)), ctx, store=deal.store))
+    yield World(ctx, deal.handle, client, deal.files.folder.name, deal.store, data, data / "demo-tape.csv")
+    deal.store.close()
 
 
 class Unchanged:

@@ -17,7 +17,7 @@ from chainabs.anvil import DEV_KEYS, Anvil
 from chainabs.chain import RpcChain
 from chainabs.cli import main as cli
 from chainabs.deploy import artifact_code_hash, verify_code
-from chainabs.tapegen import write_tape
+from support import tape_file
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +45,7 @@ def script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tape") / "tape.csv"
-    write_tape(path, 80, 11, "csv")
-    return path
+    return tape_file(tmp_path_factory, 80, 11)
 
 
 def test_a_whole_deal_is_deployed_recorded_and_usable_by_the_cli(

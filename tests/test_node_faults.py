@@ -49,7 +49,7 @@ from chainabs.pool import find_pool
 from chainabs.servicing import Simulator
 from chainabs.store import Store
 from chainabs.tape import parse_date
-from chainabs.tapegen import write_tape
+from support import tape_file
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,9 +116,7 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
 
 @pytest.fixture(scope="module")
 def tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tape") / "tape.csv"
-    write_tape(path, 200, 9, "csv")
-    return path
+    return tape_file(tmp_path_factory, 200, 9)
 
 
 def on_receipt(monkeypatch: pytest.MonkeyPatch, wanted: Callable[[RpcChain, bytes], bool],

@@ -20,14 +20,9 @@ from chainabs.errors import CellError, TapeError
 from chainabs.tape import (COLUMNS, PRODUCTS, REPAYMENT_TYPES, STATUSES, Eligibility, Loan,
                            apply_eligibility, parse_date, parse_tape, read_tape,
                            remaining_months, summarize)
+from support import GOOD_ROW
 
-GOOD = {
-    "loan_id": "L1", "borrower_ref": "B1", "product": "cash", "currency": "EUR",
-    "principal": "1000.00", "outstanding_principal": "800.00", "annual_rate": "0.1825",
-    "origination_date": "2025-01-15", "maturity_date": "2027-01-15", "term_months": "24",
-    "repayment_type": "amortizing", "status": "current", "funded_share": "",
-    "credit_score": "700", "region": "DE-BY",
-}
+GOOD = GOOD_ROW
 
 
 def row(n: int, **cells: str) -> dict[str, str]:

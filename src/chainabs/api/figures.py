@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,12 @@ from eth_utils import to_checksum_address
 from chainabs.context import Context
 from chainabs.store import Store
 from chainabs.tape import STATUSES
+from chainabs.waterfall import PeriodResult, TrancheResult
 
 BPS = 10_000
-PERIOD_FIELDS = (
-    "period", "interest_collected", "principal_collected", "recoveries", "defaulted_principal",
-    "pool_balance_start", "pool_balance_end", "fee_due", "fee_paid", "reserve_start", "reserve_drawn",
-    "reserve_released", "reserve_added", "reserve_end", "trigger_breached", "residual_paid",
-)
-TRANCHE_FIELDS = ("balance_start", "interest_due", "interest_paid", "interest_unpaid", "principal_paid", "loss",
-                  "balance_end", "cash_paid")
+# a period's and a tranche's figures carry the names of the reference model's fields
+PERIOD_FIELDS = tuple(f.name for f in fields(PeriodResult) if f.name != "tranches")
+TRANCHE_FIELDS = tuple(f.name for f in fields(TrancheResult))
 MAX_PERIODS = 100_000
 
 

@@ -6,14 +6,16 @@ and WATERFALL.md), or a sum or ratio of them; see chainabs.api.figures.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from typing import Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from chainabs.api import figures
 from chainabs.api.deps import NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+from chainabs.waterfall import PeriodResult, TrancheResult
 
 router = APIRouter(tags=["deals"])
 
@@ -51,43 +53,20 @@ class TrancheList(BaseModel):
     items: list[TrancheOut]
 
 
-class TranchePeriod(BaseModel):
-    index: int
-    name: str
-    symbol: str
-    balance_start: int
-    interest_due: int
-    interest_paid: int
-    interest_unpaid: int
-    principal_paid: int
-    loss: int
-    balance_end: int
-    cash_paid: int
+def _model_fields(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A waterfall dataclass's fields as pydantic field definitions, in their order."""
+    hints = get_type_hints(cls)
+    return {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls) if f.name not in skip}
 
 
-class PeriodOut(BaseModel):
-    period: int
-    interest_collected: int
-    principal_collected: int
-    recoveries: int
-    defaulted_principal: int
-    pool_balance_start: int
-    pool_balance_end: int
-    fee_due: int
-    fee_paid: int
-    reserve_start: int
-    reserve_drawn: int
-    reserve_released: int
-    reserve_added: int
-    reserve_end: int
-    trigger_breached: bool
-    residual_paid: int
-    loan_count: int
-    loan_root: str = Field(description="Merkle root of the period's loan-level tape")
-    tranches: list[TranchePeriod]
-    block_number: int
-    block_hash: str
-    tx_hash: str
+# the period's figures under the reference model's field names (waterfall.py, WATERFALL.md)
+TranchePeriod = create_model("TranchePeriod", index=(int, ...), name=(str, ...), symbol=(str, ...),
+                             **_model_fields(TrancheResult))
+PeriodOut = create_model(
+    "PeriodOut", **_model_fields(PeriodResult, skip=("tranches",)), loan_count=(int, ...),
+    loan_root=(str, Field(description="Merkle root of the period's loan-level tape")),
+    tranches=(list[TranchePeriod], ...),  # type: ignore[valid-type]
+    block_number=(int, ...), block_hash=(str, ...), tx_hash=(str, ...))
 
 
 class PeriodPage(BaseModel):
@@ -95,7 +74,7 @@ class PeriodPage(BaseModel):
     total: int
     limit: int
     offset: int
-    items: list[PeriodOut]
+    items: list[PeriodOut]  # type: ignore[valid-type]
 
 
 PeriodNumber = Annotated[int, Path(ge=1, le=figures.MAX_PERIODS, description="period number, from 1")]
@@ -130,7 +109,7 @@ def list_periods(request: Request, state: StateDep, entry: PoolEntryDep, page: P
 
 @router.get("/pools/{pool}/periods/{period}", response_model=PeriodOut,
             responses={404: {"description": "no such period"}})
-def get_period(request: Request, state: StateDep, entry: PoolEntryDep, period: PeriodNumber) -> PeriodOut:
+def get_period(request: Request, state: StateDep, entry: PoolEntryDep, period: PeriodNumber) -> Any:
     """One period: every figure of its report and waterfall."""
     deal = deal_of(request, entry)
     return PeriodOut(**_period(figures.periods(state.store, deal), period, entry.files.record.name))

@@ -5,74 +5,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_checksum_address, to_checksum_address
-
 from chainabs import deal as deals
+from chainabs.commands import args as argtypes
 from chainabs.context import Context, open_context
 from chainabs.dealfile import load_deal_file
 from chainabs.errors import ChainabsError, ContractRevert
 from chainabs.operations import (
     FAR_FUTURE, create_deal, fund, open_deal, post_period, simulate, tranche_index,
 )
-from chainabs.tape import format_day, parse_date, read_tape
+from chainabs.tape import format_day, read_tape
 from chainabs.waterfall import PeriodReport
 
-MAX_UINT = 2**256 - 1
+_count = argtypes.whole(1, 100_000)
+_lag = argtypes.whole(0, 1200, "must be from 0 to 1200 months")
+_jurisdiction = argtypes.whole(1, 999, "must be an ISO 3166-1 numeric country code (1 to 999)")
 
 
-# -- argument types: a bad value stops the command before it opens the chain ----------------------
-
-def _address(text: str) -> str:
-    """0x and 40 hex digits; mixed case must be the EIP-55 checksum. Returns the checksummed form."""
-    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not an address (0x followed by 40 hex digits)")
-    if text[2:] != text[2:].lower() and text[2:] != text[2:].upper() and not is_checksum_address(text):
-        raise argparse.ArgumentTypeError(f"{text!r} fails its EIP-55 checksum (mistyped?)")
-    return str(to_checksum_address(text))
-
-
-def _whole(low: int, high: int, what: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what}, got {value}")
-        return value
-    return parse
-
-
-_amount = _whole(0, MAX_UINT, "must be a number of base units from 0 to 2**256 - 1")
-_units = _whole(1, MAX_UINT, "must be a number of units from 1 to 2**256 - 1")
-_count = _whole(1, 100_000, "must be from 1 to 100000")
-_lag = _whole(0, 1200, "must be from 0 to 1200 months")
-_jurisdiction = _whole(1, 999, "must be an ISO 3166-1 numeric country code (1 to 999)")
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a number") from None
-    if not 0 <= value <= 1:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1, got {text[:80]}")
-    return value
-
-
-def _day(text: str) -> int:
-    try:
-        return parse_date(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r}: {exc}") from None
-
-
-# -- checks before a command that approves, then calls: a refused call must leave no approval ------
+# -- checks before a command that pays: the reason in a sentence, before any transaction is sent ----
 
 def _cash(handle: deals.DealHandle, who: str) -> int:
     return int(handle.chain.call(handle.settlement.functions.balanceOf(who)))
@@ -138,57 +91,57 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     inv = sub.add_parser("investors", help="manage the investor registry")
     isub = inv.add_subparsers(dest="investors_command", metavar="ACTION", required=True)
     add = isub.add_parser("add", help="make addresses eligible")
-    add.add_argument("addresses", nargs="+", type=_address)
-    add.add_argument("--until", type=_day, default=None, help="eligible until YYYY-MM-DD (default: far future)")
+    add.add_argument("addresses", nargs="+", type=argtypes.address)
+    add.add_argument("--until", type=argtypes.day, default=None, help="eligible until YYYY-MM-DD (default: far future)")
     add.add_argument("--jurisdiction", type=_jurisdiction, default=840, help="ISO 3166-1 numeric code")
     add.set_defaults(func=run_investors_add)
     frz = isub.add_parser("freeze", help="freeze (or --unfreeze) addresses")
-    frz.add_argument("addresses", nargs="+", type=_address)
+    frz.add_argument("addresses", nargs="+", type=argtypes.address)
     frz.add_argument("--unfreeze", action="store_true")
     frz.set_defaults(func=run_investors_freeze)
 
     f = sub.add_parser("fund", help="mint dev settlement tokens to an address (dev chains only)")
-    f.add_argument("address", type=_address)
-    f.add_argument("amount", type=_amount, help="base units")
+    f.add_argument("address", type=argtypes.address)
+    f.add_argument("amount", type=argtypes.amount, help="base units")
     f.set_defaults(func=run_fund)
 
     s = sub.add_parser("subscribe", help="buy tranche units at par, delivery versus payment")
-    s.add_argument("--investor", required=True, type=_address)
+    s.add_argument("--investor", required=True, type=argtypes.address)
     s.add_argument("--tranche", required=True, help="index (0 = senior) or symbol")
-    s.add_argument("--units", required=True, type=_units)
+    s.add_argument("--units", required=True, type=argtypes.units)
     s.set_defaults(func=run_subscribe)
 
     cl = sub.add_parser("close", help="close the offering: unsold units to the originator, reserve funded")
     cl.set_defaults(func=run_close)
 
     t = sub.add_parser("transfer", help="transfer tranche units between eligible investors")
-    t.add_argument("--from", dest="sender", required=True, type=_address)
-    t.add_argument("--to", required=True, type=_address)
+    t.add_argument("--from", dest="sender", required=True, type=argtypes.address)
+    t.add_argument("--to", required=True, type=argtypes.address)
     t.add_argument("--tranche", required=True)
-    t.add_argument("--units", required=True, type=_units)
+    t.add_argument("--units", required=True, type=argtypes.units)
     t.set_defaults(func=run_transfer)
 
     tr = sub.add_parser("trade", help="atomic trade: the seller's signed order filled by the buyer")
-    tr.add_argument("--seller", required=True, type=_address)
-    tr.add_argument("--buyer", required=True, type=_address)
+    tr.add_argument("--seller", required=True, type=argtypes.address)
+    tr.add_argument("--buyer", required=True, type=argtypes.address)
     tr.add_argument("--tranche", required=True)
-    tr.add_argument("--units", required=True, type=_units)
-    tr.add_argument("--price", required=True, type=_amount, help="settlement base units for all the units")
+    tr.add_argument("--units", required=True, type=argtypes.units)
+    tr.add_argument("--price", required=True, type=argtypes.amount, help="settlement base units for all the units")
     tr.set_defaults(func=run_trade)
 
     sim = sub.add_parser("simulate", help="simulate loan performance and post each period's report")
     sim.add_argument("--periods", type=_count, default=12)
-    sim.add_argument("--cdr", type=_fraction, default=0.04)
-    sim.add_argument("--cpr", type=_fraction, default=0.10)
-    sim.add_argument("--recovery", type=_fraction, default=0.35)
+    sim.add_argument("--cdr", type=argtypes.fraction, default=0.04)
+    sim.add_argument("--cpr", type=argtypes.fraction, default=0.10)
+    sim.add_argument("--recovery", type=argtypes.fraction, default=0.35)
     sim.add_argument("--lag", type=_lag, default=3)
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--cutoff", type=_day, default="2026-10-01", help="the pool's cut-off date")
+    sim.add_argument("--cutoff", type=argtypes.day, default="2026-10-01", help="the pool's cut-off date")
     sim.set_defaults(func=run_simulate)
 
     rep = sub.add_parser("report", help="post a servicer's own period report (base units)")
     for name in ("interest", "principal", "recoveries", "defaults"):
-        rep.add_argument(f"--{name}", type=_amount, required=True)
+        rep.add_argument(f"--{name}", type=argtypes.amount, required=True)
     rep.add_argument("--loan-tape", default=None, help="this period's loan-level tape (TAPE.md format)")
     rep.set_defaults(func=run_report)
 
@@ -199,7 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_period_show)
 
     clm = sub.add_parser("claim", help="claim everything owed to a holder across tranches")
-    clm.add_argument("--holder", required=True, type=_address)
+    clm.add_argument("--holder", required=True, type=argtypes.address)
     clm.set_defaults(func=run_claim)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chainabs.audit import Check
+from chainabs.commands import args as argtypes
 from chainabs.commands.serve import base_url, listen, serve, settings_from
 from chainabs.context import open_context, resolve_data_dir
 from chainabs.demo import run_demo
@@ -18,24 +19,11 @@ from chainabs.pool import slug
 from chainabs.store import Store
 
 
-def _between(low: int, high: int) -> Any:
-    """A whole-number argument checked before the demo deploys anything."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
-    return parse
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = sub.add_parser("demo", help="generate a tape, tokenise it, issue tranches, run 12 periods, verify, "
                                        "then serve the audit API over the deal")
-    demo.add_argument("--loans", type=_between(1, 1_000_000), default=10_000)
-    demo.add_argument("--periods", type=_between(1, 600), default=12)
+    demo.add_argument("--loans", type=argtypes.whole(1, 1_000_000), default=10_000)
+    demo.add_argument("--periods", type=argtypes.whole(1, 600), default=12)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--no-serve", action="store_true", help="exit after the summary instead of serving the API")
     demo.add_argument("--host", default="127.0.0.1", help="interface the audit API listens on (default 127.0.0.1)")

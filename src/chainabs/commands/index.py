@@ -10,6 +10,7 @@ import sys
 import threading
 from types import FrameType
 
+from chainabs.commands import args as argtypes
 from chainabs.context import open_context
 from chainabs.errors import RpcError
 from chainabs.indexer import DEFAULT_RANGE, Indexer, SyncStats
@@ -19,34 +20,13 @@ from chainabs.store import Store
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("index", help="index every chainabs event into <data-dir>/index.sqlite")
     parser.add_argument("--once", action="store_true", help="sync once and exit (default: keep following the chain)")
-    parser.add_argument("--confirmations", type=_non_negative, default=0, metavar="N",
+    parser.add_argument("--confirmations", type=argtypes.whole(0), default=0, metavar="N",
                         help="only index blocks at least N blocks deep (default 0)")
-    parser.add_argument("--interval", type=_positive, default=2.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=argtypes.positive, default=2.0, metavar="SECONDS",
                         help="seconds between syncs when following the chain (default 2)")
-    parser.add_argument("--max-range", type=_positive_int, default=DEFAULT_RANGE, metavar="BLOCKS",
+    parser.add_argument("--max-range", type=argtypes.whole(1), default=DEFAULT_RANGE, metavar="BLOCKS",
                         help=f"largest eth_getLogs block range to ask for (default {DEFAULT_RANGE})")
     parser.set_defaults(func=run)
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def _report(stats: SyncStats, as_json: bool) -> None:

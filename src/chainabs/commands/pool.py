@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from chainabs.commands import args as argtypes
 from chainabs.context import open_context
 from chainabs.dealfile import DealFile, load_deal_file
 from chainabs.errors import CellError, TapeError
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create = pool_sub.add_parser("create", help="tokenise a loan tape into a new pool (resumable)")
     create.add_argument("--tape", required=True, metavar="FILE", help="loan tape, CSV or JSON Lines")
     create.add_argument("--deal", required=True, metavar="DEAL.toml", help="deal file: pool name, currency, cut-off")
-    create.add_argument("--batch-size", type=_batch_size, default=None, metavar="N",
+    create.add_argument("--batch-size", type=argtypes.whole(1, what="must be 1 or more loans"), default=None, metavar="N",
                         help="loans per mint transaction (default: half the block gas limit's worth)")
     create.add_argument("--no-progress", action="store_true", help="no progress bar")
     create.set_defaults(func=run_create)
@@ -51,16 +52,6 @@ class ProgressBar:
         if done == total:
             sys.stderr.write("\n")
         sys.stderr.flush()
-
-
-def _batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more loans, got {value}")
-    return value
 
 
 def _check_tape(path: str, deal: DealFile) -> None:

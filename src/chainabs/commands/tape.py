@@ -11,8 +11,9 @@ import json
 import sys
 from typing import Any
 
+from chainabs.commands import args as argtypes
 from chainabs.errors import CellError, TapeError
-from chainabs.tape import (MAX_DECIMALS, PRODUCTS, STATUSES, Eligibility, parse_date, read_tape,
+from chainabs.tape import (MAX_DECIMALS, PRODUCTS, STATUSES, Eligibility, read_tape,
                            summarize)
 
 _SUMMARY_KEYS = ("source", "currency", "cutoff", "loans", "eligible", "ineligible",
@@ -32,11 +33,11 @@ def register(subparsers: Any) -> None:
     # SUPPRESS keeps the global `chainabs --json` when the flag is not repeated here.
     check.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="print one JSON object")
-    check.add_argument("--decimals", type=_decimals, default=6, metavar="N",
+    check.add_argument("--decimals", type=argtypes.whole(0, MAX_DECIMALS), default=6, metavar="N",
                        help="settlement token decimals (default 6)")
-    check.add_argument("--cutoff", type=_cutoff, default=None, metavar="YYYY-MM-DD",
+    check.add_argument("--cutoff", type=argtypes.day, default=None, metavar="YYYY-MM-DD",
                        help="pool cut-off date: loans must mature after it")
-    check.add_argument("--max-errors", type=int, default=1000, metavar="N",
+    check.add_argument("--max-errors", type=argtypes.whole(1), default=1000, metavar="N",
                        help="bad cells to list at most (all are counted; default 1000)")
     check.set_defaults(func=run_check)
 
@@ -106,20 +107,3 @@ def _amount(units: int, decimals: int) -> str:
     """Base units as a grouped decimal: 1234560000 with 6 decimals -> 1,234.56."""
     whole, frac = divmod(units, 10 ** decimals)
     return f"{whole:,}.{frac:0{decimals}d}" if decimals else f"{whole:,}"
-
-
-def _decimals(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value <= MAX_DECIMALS:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_DECIMALS}")
-    return value
-
-
-def _cutoff(text: str) -> int:
-    try:
-        return parse_date(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None

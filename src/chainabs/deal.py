@@ -10,7 +10,8 @@ function here takes the `DealHandle` first and everything else by keyword; rever
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
@@ -22,7 +23,7 @@ from web3.logs import DISCARD
 from chainabs.build import load_artifact
 from chainabs.chain import Chain, Sent
 from chainabs.deploy import Manifest
-from chainabs.errors import DealError
+from chainabs.errors import ContractRevert, DealError
 from chainabs.waterfall import DealParams, DealState, PeriodReport, PeriodResult, TrancheResult, TrancheSpec
 
 MAGNITUDE = 2**32  # TrancheToken.MAGNITUDE: entitlements are kept in 1 / MAGNITUDE base units
@@ -243,10 +244,24 @@ def is_eligible(handle: DealHandle, *, investor: str) -> bool:
 
 # -- offering ----------------------------------------------------------------------------------
 
-def _approve(handle: DealHandle, *, owner: str, spender: str, amount: int, token: Contract | None = None) -> None:
+@contextmanager
+def _approved(handle: DealHandle, *, owner: str, spender: str, amount: int,
+              token: Contract | None = None) -> Iterator[None]:
+    """Approve `spender` for `amount` of `token` (the settlement token by default) when the
+    owner's allowance is short, for the call made inside the block. If that call is refused,
+    the allowance is set back to what it was: a refused operation leaves no approval behind,
+    whoever called it (CLI, API or script)."""
     token = token if token is not None else handle.settlement
-    if amount > 0 and handle.chain.call(token.functions.allowance(owner, spender)) < amount:
+    before = int(handle.chain.call(token.functions.allowance(owner, spender)))
+    raised = amount > 0 and before < amount
+    if raised:
         handle.chain.send(token.functions.approve(spender, amount), sender=owner)
+    try:
+        yield
+    except ContractRevert:
+        if raised:
+            handle.chain.send(token.functions.approve(spender, before), sender=owner)
+        raise
 
 
 def open_offering(handle: DealHandle, *, sender: str | None = None) -> Sent:
@@ -256,8 +271,8 @@ def open_offering(handle: DealHandle, *, sender: str | None = None) -> Sent:
 def subscribe(handle: DealHandle, *, investor: str, tranche: int, units: int) -> Sent:
     """The investor pays `units` settlement base units (par) and receives the units, atomically."""
     handle.token(tranche)
-    _approve(handle, owner=investor, spender=handle.deal.address, amount=units)
-    return handle.chain.send(handle.deal.functions.subscribe(tranche, units), sender=investor)
+    with _approved(handle, owner=investor, spender=handle.deal.address, amount=units):
+        return handle.chain.send(handle.deal.functions.subscribe(tranche, units), sender=investor)
 
 
 def allocate(handle: DealHandle, *, tranche: int, allocations: Sequence[tuple[str, int]], sender: str | None = None,
@@ -265,19 +280,20 @@ def allocate(handle: DealHandle, *, tranche: int, allocations: Sequence[tuple[st
     """A placement agent (the operator) pays for a batch of investors' units, atomically."""
     handle.token(tranche)
     payer = sender or handle.roles.operator
-    _approve(handle, owner=payer, spender=handle.deal.address, amount=sum(u for _, u in allocations))
     sent = []
-    for i in range(0, len(allocations), batch):
-        chunk = allocations[i:i + batch]
-        fn = handle.deal.functions.allocate(tranche, [a for a, _ in chunk], [u for _, u in chunk])
-        sent.append(handle.chain.send(fn, sender=payer))
+    with _approved(handle, owner=payer, spender=handle.deal.address, amount=sum(u for _, u in allocations)):
+        for i in range(0, len(allocations), batch):
+            chunk = allocations[i:i + batch]
+            fn = handle.deal.functions.allocate(tranche, [a for a, _ in chunk], [u for _, u in chunk])
+            sent.append(handle.chain.send(fn, sender=payer))
     return sent
 
 
 def close(handle: DealHandle, *, sender: str | None = None) -> Sent:
     """Close the offering: unsold units to the originator, which funds the initial reserve."""
-    _approve(handle, owner=handle.roles.originator, spender=handle.deal.address, amount=handle.params.initial_reserve)
-    return handle.chain.send(handle.deal.functions.close(), sender=sender or handle.roles.operator)
+    with _approved(handle, owner=handle.roles.originator, spender=handle.deal.address,
+                   amount=handle.params.initial_reserve):
+        return handle.chain.send(handle.deal.functions.close(), sender=sender or handle.roles.operator)
 
 
 def phase(handle: DealHandle) -> str:
@@ -326,9 +342,9 @@ def fill_order(handle: DealHandle, *, order: SignedOrder, buyer: str) -> Sent:
     Approves the exchange on both legs first (the seller's key must be a signer when its
     allowance is short)."""
     token = next(t for t in handle.tokens if t.address == order.tranche)
-    _approve(handle, owner=order.seller, spender=handle.exchange.address, amount=order.units, token=token)
-    _approve(handle, owner=buyer, spender=handle.exchange.address, amount=order.price)
-    return handle.chain.send(handle.exchange.functions.fillOrder(order.as_tuple(), order.signature), sender=buyer)
+    with (_approved(handle, owner=order.seller, spender=handle.exchange.address, amount=order.units, token=token),
+          _approved(handle, owner=buyer, spender=handle.exchange.address, amount=order.price)):
+        return handle.chain.send(handle.exchange.functions.fillOrder(order.as_tuple(), order.signature), sender=buyer)
 
 
 # -- servicing ---------------------------------------------------------------------------------
@@ -347,11 +363,11 @@ def post_report(handle: DealHandle, *, report: PeriodReport, loan_root: bytes, l
         period = int(chain.call(deal.functions.periodCount())) + 1
     if pool_balance_end is None:
         pool_balance_end = int(chain.call(deal.functions.poolBalance())) - report.principal - report.defaults
-    _approve(handle, owner=servicer, spender=deal.address,
-             amount=report.interest + report.principal + report.recoveries)
     fn = deal.functions.postReport(period, report.interest, report.principal, report.recoveries, report.defaults,
                                    max(pool_balance_end, 0), loan_root, loan_count)
-    sent = chain.send(fn, sender=servicer)
+    with _approved(handle, owner=servicer, spender=deal.address,
+                   amount=report.interest + report.principal + report.recoveries):
+        sent = chain.send(fn, sender=servicer)
     (event,) = deal.events.PeriodReported().process_receipt(sent.receipt, errors=DISCARD)
     return _period_result(event["args"]["figures"], event["args"]["tranches"])
 

@@ -64,6 +64,11 @@ def test_pool_deal_figures_equal_the_contracts(world: DealWorld) -> None:
     assert deal["initial_balance"] == world.ctx.chain.call(contract.initialBalance())
     assert deal["pool_factor"] == pytest.approx(state.pool_balance / deal["initial_balance"])
     assert deal["cumulative_net_loss"] == deal["cumulative_defaults"] - deal["cumulative_recoveries"]
+    # overcollateralisation: the pool beyond the rated (non-residual) tranches' balances on chain
+    rated = sum(world.ctx.chain.call(contract.tranche(k))[4] for k in range(len(state.tranche_balances) - 1))
+    assert rated == sum(state.tranche_balances[:-1]) and rated > 0
+    assert deal["overcollateralisation_units"] == state.pool_balance - rated > 0
+    assert deal["overcollateralisation_ratio"] == pytest.approx(state.pool_balance / rated)
     buckets = deal["delinquency"]
     assert sum(b["outstanding_units"] for b in buckets.values()) == state.pool_balance
     assert sum(b["count"] for b in buckets.values()) == deal["loan_count"]
@@ -114,6 +119,8 @@ def test_report_json_and_csv_agree(world: DealWorld) -> None:
     assert report["excess_spread"] == (period["interest_collected"] - period["fee_paid"]
                                        - sum(t["interest_paid"] for t in period["tranches"][:-1]))
     assert report["reserve"]["end"] == period["reserve_end"]
+    rated_end = sum(t["balance_end"] for t in period["tranches"][:-1])
+    assert report["overcollateralisation"]["units"] == period["pool_balance_end"] - rated_end
     latest = get(world, f"/pools/{world.slug}/report")
     assert latest["period"] == PERIODS
     response = world.client.get(f"/pools/{world.slug}/report?period=3&format=csv")

@@ -189,7 +189,6 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
     defaults = sum(p["defaulted_principal"] for p in history)
     recoveries = sum(p["recoveries"] for p in history)
     tranches = tranche_state(deal, history)
-    notes = sum(t["balance"] for t in tranches)
     rated = sum(t["balance"] for t in tranches if not t["residual"])
     cpr_m, cpr_a = _annualised(last["principal_collected"], last["pool_balance_start"]) if last else (0.0, 0.0)
     cdr_m, cdr_a = _annualised(last["defaulted_principal"], last["pool_balance_start"]) if last else (0.0, 0.0)
@@ -210,7 +209,8 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
         "cumulative_net_loss": defaults - recoveries,
         "cumulative_default_bps": defaults * BPS // initial if initial else 0,
         "cpr_last_period": cpr_m, "cpr_annualised": cpr_a, "cdr_last_period": cdr_m, "cdr_annualised": cdr_a,
-        "overcollateralisation_units": balance - notes,
+        # overcollateralisation: collateral beyond the rated notes (the residual tranche is the OC)
+        "overcollateralisation_units": balance - rated,
         "overcollateralisation_ratio": round(balance / rated, 8) if rated else None,
         "reserve": last["reserve_end"] if last else deal.initial_reserve,
         "reserve_target_bps": deal.reserve_target_bps, "servicer_fee_bps": deal.servicer_fee_bps,
@@ -233,7 +233,6 @@ def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int) -> di
     defaults = sum(x["defaulted_principal"] for x in upto)
     recoveries = sum(x["recoveries"] for x in upto)
     interest_paid = sum(t["interest_paid"] for t in p["tranches"][:-1])
-    notes_end = sum(t["balance_end"] for t in p["tranches"])
     rated_end = sum(t["balance_end"] for t in p["tranches"][:-1])
     cpr_m, cpr_a = _annualised(p["principal_collected"], p["pool_balance_start"])
     cdr_m, cdr_a = _annualised(p["defaulted_principal"], p["pool_balance_start"])
@@ -251,7 +250,7 @@ def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int) -> di
                  "cpr_monthly": cpr_m, "cpr_annualised": cpr_a, "cdr_monthly": cdr_m, "cdr_annualised": cdr_a},
         "fees": {"due": p["fee_due"], "paid": p["fee_paid"]},
         "excess_spread": p["interest_collected"] - p["fee_paid"] - interest_paid,
-        "overcollateralisation": {"units": p["pool_balance_end"] - notes_end,
+        "overcollateralisation": {"units": p["pool_balance_end"] - rated_end,
                                   "ratio": round(p["pool_balance_end"] / rated_end, 8) if rated_end else None},
         "reserve": {name: p[f"reserve_{name}"] for name in ("start", "drawn", "released", "added", "end")},
         "trigger_test": {"cumulative_default_bps": defaults * BPS // initial if initial else 0,

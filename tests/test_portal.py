@@ -308,3 +308,13 @@ def test_service_down_and_missing_library(site: Site, page: Page) -> None:
     expect(result).to_have_attribute("data-status", "error")
     expect(result).to_contain_text("npm package 'js-sha3'")
 
+
+
+def test_unknown_pool_and_page_say_so(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/#/pool/no-such-pool")
+    expect(page.locator(".notice.error")).to_contain_text('There is no pool named "no-such-pool"')
+    for path in (f"#/pool/{site.slug}/nonsense", "#/loan/L1"):  # a page under a pool, and one outside any
+        page.goto(f"{site.url}/{path}")
+        expect(page.locator(".notice.error")).to_contain_text("The portal has no page")
+    page.get_by_role("link", name="Back to the overview.").click()
+    expect(page.locator("main h1")).to_have_text(site.api(f"/pools/{site.slug}")["name"])

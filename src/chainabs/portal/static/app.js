@@ -66,6 +66,10 @@ function setNav(route) {
     h("a", { href, class: key === active ? "active" : null, "aria-current": key === active ? "page" : null }, label)));
 }
 
+function noSuchPage(section) {
+  return notice("error", "No such page", `The portal has no page "${section}". `, h("a", { href: "#/" }, "Back to the overview."));
+}
+
 async function render() {
   const seq = ++renderSeq;
   const route = parse(location.hash);
@@ -92,6 +96,7 @@ async function render() {
     setNav(route);
     let page;
     if (route.section === "investor") page = await investorPage(ctx);
+    else if (!route.pool && route.section) page = noSuchPage(route.section);
     else if (!route.pool) {
       if (ctx.pools.length === 1) {
         ctx.pool = ctx.pools[0];
@@ -102,7 +107,7 @@ async function render() {
     else if (route.section === "tranches") page = await tranchesPage(ctx);
     else if (route.section === "periods") page = await periodsPage(ctx);
     else if (route.section === "loans") page = await loanPage(ctx);
-    else page = notice("error", "No such page", `The portal has no page "${route.section}". `, h("a", { href: "#/" }, "Back to the overview."));
+    else page = noSuchPage(route.section);
     if (!ctx.stale()) view.replaceChildren(page);
   } catch (err) {
     if (ctx.stale()) return;

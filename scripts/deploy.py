@@ -55,10 +55,11 @@ def load_key(args: argparse.Namespace) -> str:
             return "0x" + bytes(Account.decrypt(keystore, password)).hex()
         except (ValueError, KeyError, TypeError):
             raise DeploymentError(f"{args.keystore}: wrong password or not a keystore file") from None
-    key = os.environ.get(KEY_ENV)
-    if not key:
+    # as for the CLI: one key, or several separated by commas, the first of which deploys
+    keys = [k.strip() for k in os.environ.get(KEY_ENV, "").split(",") if k.strip()]
+    if not keys:
         raise DeploymentError(f"no key: set {KEY_ENV} or pass --keystore FILE")
-    return key
+    return keys[0]
 
 
 def _signer(key: str) -> Any:

@@ -4,6 +4,7 @@ against the code on chain, and a data dir the `chainabs` CLI can carry on with."
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from chainabs.anvil import DEV_KEYS, Anvil
 from chainabs.chain import RpcChain
 from chainabs.cli import main as cli
 from chainabs.deploy import artifact_code_hash, verify_code
+from chainabs.errors import DeploymentError
 from support import tape_file
 
 pytestmark = pytest.mark.anvil
@@ -155,6 +157,16 @@ def test_the_key_comes_from_an_encrypted_keystore(anvil: Anvil, script: ModuleTy
     chain = RpcChain(anvil.url, keys=[DEV_KEYS[3]])
     token = chain.contract("LoanToken", manifest["contracts"]["LoanToken"])
     assert chain.call(token.functions.hasRole(bytes(32), manifest["deployer"])) is True
+
+
+def test_the_first_of_several_keys_deploys(script: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CHAINABS_PRIVATE_KEY as the CLI reads it: one key, or several separated by commas."""
+    args = argparse.Namespace(keystore=None)
+    monkeypatch.setenv("CHAINABS_PRIVATE_KEY", f" {DEV_KEYS[2]} , {DEV_KEYS[3]}")
+    assert script.load_key(args) == DEV_KEYS[2]
+    monkeypatch.setenv("CHAINABS_PRIVATE_KEY", " , ")
+    with pytest.raises(DeploymentError, match="no key: set CHAINABS_PRIVATE_KEY"):
+        script.load_key(args)
 
 
 @pytest.mark.parametrize(("extra", "env", "message"), [

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -571,3 +572,16 @@ def test_speed_of_a_big_tape() -> None:
     tape = parse_tape(data)
     assert len(tape.loans) == 100_000
     assert time.perf_counter() - started < 8
+
+
+def test_cli_stops_quietly_when_its_reader_leaves(tmp_path) -> None:
+    """`chainabs tape check bad.csv | head -1`: no 'Broken pipe' error, the status a pipe expects."""
+    path = tmp_path / "bad.csv"
+    path.write_bytes(csv_bytes([row(n, principal="-5") for n in range(1, 3001)]))  # ~200 kB of report
+    proc = subprocess.Popen([sys.executable, "-m", "chainabs.cli", "tape", "check", str(path), "--max-errors", "3000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert b"rejected, 3000 bad cells" in proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -78,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"error": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader left (`chainabs period show 3 | head`): stop quietly, as cat does
+        _detach_stdout()
+        return 141  # 128 + SIGPIPE
     except OSError as exc:  # a file named on the command line that cannot be read or written
         if args.debug:
             raise
@@ -91,6 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         return _fail(args.json, f"unexpected {exc.__class__.__name__}: {first} (run with --debug for the traceback)")
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout replaced by one without a descriptor
+        pass
 
 
 def _fail(as_json: bool, message: str) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chainabs.cli import main
+from chainabs.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
     buf = io.StringIO()
     with redirect_stdout(buf):
-        status = main(["--data-dir", str(data), "--json", "demo", "--no-serve", "--loans", "400", "--periods", "6"])
+        status = main(["--data-dir", str(data), "demo", "--no-serve", "--loans", "400", "--periods", "6", "--json"])
     assert status == 0
     return data, json.loads(buf.getvalue())
 
@@ -145,3 +145,16 @@ def test_demo_on_a_busy_port_stops_before_any_work(tmp_path: Path, capsys: pytes
     assert capsys.readouterr().err.strip() == (f"error: cannot listen on 127.0.0.1:{port}: something else is "
                                                "listening there (choose another --port)")
     assert not (tmp_path / "d" / "chain").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["demo"], {"json": False, "debug": False, "data_dir": None, "rpc": None}),
+    (["--json", "demo"], {"json": True, "data_dir": None}),
+    (["demo", "--no-serve", "--json", "--data-dir", "d"], {"json": True, "data_dir": "d", "no_serve": True}),
+    (["--data-dir", "a", "--rpc", "http://x", "tape", "check", "t.csv", "--data-dir", "b"],
+     {"data_dir": "b", "rpc": "http://x", "json": False}),
+    (["investors", "add", "0x" + "1" * 40, "--debug"], {"debug": True, "json": False}),
+])
+def test_global_options_go_before_or_after_the_command(argv: list[str], expected: dict[str, object]) -> None:
+    args = build_parser().parse_args(argv)
+    assert {k: getattr(args, k) for k in expected} == expected

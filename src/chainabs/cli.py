@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chainabs.errors import ChainabsError, TapeError
 
@@ -39,25 +39,42 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+# options every command takes, before or after its name (`chainabs --json demo` = `chainabs demo --json`)
+GLOBAL_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--rpc", {"metavar": "URL", "help": "JSON-RPC node URL (default: the embedded eth-tester chain)"}),
+    ("--data-dir", {"metavar": "DIR", "help": "where state lives (default: $CHAINABS_DATA_DIR or ./.chainabs)"}),
+    ("--deployment", {"metavar": "FILE", "help": "deployment manifest to act on"}),
+    ("--json", {"action": "store_true", "help": "print machine-readable JSON"}),
+    ("--debug", {"action": "store_true", "help": "show tracebacks and debug logs"}),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chainabs",
         description="Tokenised consumer-loan ABS: pools, tranches, the cash waterfall and audit, on an Ethereum "
                     "chain (the embedded one by default, or any JSON-RPC node with --rpc).",
         epilog="Errors are one sentence and exit status 1; --debug shows the traceback.")
-    parser.add_argument("--rpc", metavar="URL", default=None,
-                        help="JSON-RPC node URL (default: the embedded eth-tester chain)")
-    parser.add_argument("--data-dir", metavar="DIR", default=None,
-                        help="where state lives (default: $CHAINABS_DATA_DIR or ./.chainabs)")
-    parser.add_argument("--deployment", metavar="FILE", default=None,
-                        help="deployment manifest to act on")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    for flag, options in GLOBAL_OPTIONS:
+        parser.add_argument(flag, **options)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"chainabs.commands.{name}")
         module.register(sub)
+    _take_global_options(parser)
     return parser
+
+
+def _take_global_options(parser: argparse.ArgumentParser) -> None:
+    """Let every command's own parser accept the global options too. SUPPRESS as the default
+    keeps a value given before the command when the option is not repeated after it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _take_global_options(child)
+                for flag, options in GLOBAL_OPTIONS:
+                    if flag not in child._option_string_actions:
+                        child.add_argument(flag, **{**options, "default": argparse.SUPPRESS})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from chainabs.cli import main
+from chainabs.context import open_context
+from chainabs.operations import open_deal
 from chainabs.tapegen import write_tape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +55,48 @@ def test_deal_life_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture
     assert status == 1 and "TransferRestricted(code=4)" in err
     status, out, _ = run("--json", "audit", "verify")
     assert status == 0 and json.loads(out)["verify"] == "PASS"
+
+
+def test_a_deal_settles_in_the_token_its_deal_file_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pool.settlement_token`: the deal pays and is paid in that ERC-20, once it is checked to be
+    one on this chain with the pool's decimals; a wrong address deploys nothing."""
+    tape = tmp_path / "tape.csv"
+    write_tape(tape, 60, 5, "csv")
+    data = tmp_path / "data"
+    deal_text = (ROOT / "examples" / "deal.toml").read_text()
+    assert main(["--data-dir", str(data), "pool", "create", "--tape", str(tape), "--deal",
+                 str(ROOT / "examples" / "deal.toml")]) == 0
+    ctx = open_context(data_dir=data, create=False)
+    admin = ctx.chain.accounts[0]
+    euro = ctx.chain.deploy("SettlementToken", "Euro Coin", "EURC", 6, admin, sender=admin)
+    odd = ctx.chain.deploy("SettlementToken", "Odd Coin", "ODD", 2, admin, sender=admin)
+    ctx.chain.send(euro.functions.mint(A1, 10**15), sender=admin)
+    ctx.chain.journal.close()  # type: ignore[attr-defined]
+    capsys.readouterr()
+
+    def deal_file(token: str) -> str:
+        path = tmp_path / f"deal-{token[:8]}.toml"
+        path.write_text(deal_text.replace('# settlement_token = "0x..."', f'settlement_token = "{token}"'))
+        assert f'settlement_token = "{token}"' in path.read_text()
+        return str(path)
+
+    for token, words in ((A2, f"pool.settlement_token {A2}: no contract at that address"),
+                         (odd.address, "has 2 decimals; the deal file's pool.decimals is 6")):
+        assert main(["--data-dir", str(data), "deal", "create", "--deal", deal_file(token)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and words in err and err.count("\n") == 1
+        assert not (data / "deals").exists() or not list((data / "deals").glob("*.json"))
+
+    assert main(["--data-dir", str(data), "deal", "create", "--deal", deal_file(euro.address)]) == 0
+    assert main(["--data-dir", str(data), "investors", "add", A1]) == 0
+    assert main(["--data-dir", str(data), "subscribe", "--investor", A1, "--tranche", "0", "--units", "1000"]) == 0
+    ctx = open_context(data_dir=data, create=False)
+    handle, _ = open_deal(ctx)
+    assert handle.settlement.address == euro.address
+    assert ctx.chain.call(handle.deal.functions.settlement()) == euro.address
+    assert ctx.chain.call(handle.settlement.functions.balanceOf(A1)) == 10**15 - 1000
+    assert ctx.chain.call(handle.token(0).functions.balanceOf(A1)) == 1000
+    ctx.chain.journal.close()  # type: ignore[attr-defined]
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "--json", "audit", "verify"]) == 0  # its cash checks follow EURC
+    assert json.loads(capsys.readouterr().out)["verify"] == "PASS"

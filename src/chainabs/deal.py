@@ -157,17 +157,18 @@ def deploy_filled_pool(chain: Chain, *, manifest: Manifest, outstanding: Sequenc
 
 
 def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealParams, roles: DealRoles,
-                registry: str | None = None) -> DealHandle:
+                registry: str | None = None, settlement: str | None = None) -> DealHandle:
     """Deploy a deal over the filled pool at `pool`: registry (unless given), deal and its
     tranche tokens, exchange; attach the tokens to the registry. The registry's admin must be
-    `roles.admin` when one is given."""
+    `roles.admin` when one is given. The deal settles in the ERC-20 at `settlement` (default:
+    the deployment's dev SettlementToken)."""
     params.validate()
     admin = roles.admin
     if registry is None:
         reg = chain.deploy("InvestorRegistry", admin, roles.compliance, sender=admin)
     else:
         reg = chain.contract("InvestorRegistry", registry)
-    settlement = chain.contract("SettlementToken", manifest.contracts["SettlementToken"])
+    settlement = chain.contract("SettlementToken", settlement or manifest.contracts["SettlementToken"])
     tranches = [(t.name, t.symbol, t.face, t.coupon_bps) for t in params.tranches]
     parameters = (params.servicer_fee_bps, params.reserve_target_bps, params.initial_reserve,
                   params.default_trigger_bps)

@@ -16,6 +16,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from eth_utils import to_checksum_address
+from web3.exceptions import Web3Exception
+
 from chainabs import deal as deals
 from chainabs import merkle
 from chainabs.context import Context
@@ -46,9 +49,13 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
     if not dealfile.has_tranches:
         raise ChainabsError("the deal file has no [deal] and [[tranches]] sections")
     params = dealfile.deal_params(record.outstanding_units)
+    settlement = dealfile.pool.settlement_token
+    if settlement is not None:
+        check_settlement_token(ctx, settlement, decimals=dealfile.pool.decimals)
     admin = ctx.chain.accounts[0]
     roles = deals.DealRoles.single(admin)
-    handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params, roles=roles)
+    handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params, roles=roles,
+                               settlement=settlement)
     deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
     deals.open_offering(handle)
     _write_json(path, {"name": record.name, "pool": record.address, "contracts": {
@@ -58,6 +65,21 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
         "reserve_target_bps": params.reserve_target_bps, "initial_reserve": params.initial_reserve,
         "default_trigger_bps": params.default_trigger_bps}})
     return handle
+
+
+def check_settlement_token(ctx: Context, address: str, *, decimals: int) -> None:
+    """The deal file's `pool.settlement_token` must be an ERC-20 on this chain with the pool's
+    decimals: amounts on the tape and in the deal are base units of it."""
+    where = f"pool.settlement_token {address}"
+    if not bytes(ctx.chain.w3.eth.get_code(to_checksum_address(address))):
+        raise ChainabsError(f"{where}: no contract at that address on chain {ctx.chain.chain_id}")
+    token = ctx.chain.contract("SettlementToken", address)
+    try:
+        onchain = int(ctx.chain.call(token.functions.decimals()))
+    except (ChainabsError, Web3Exception):
+        raise ChainabsError(f"{where}: not an ERC-20 token (it has no decimals())") from None
+    if onchain != decimals:
+        raise ChainabsError(f"{where} has {onchain} decimals; the deal file's pool.decimals is {decimals}")
 
 
 def open_deal(ctx: Context, name: str | None = None) -> tuple[deals.DealHandle, PoolFiles]:

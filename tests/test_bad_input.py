@@ -450,7 +450,10 @@ REFUSED = [
     (["pool", "create", "--tape", "{tape}", "--deal", "{late_deal}"], "no loan of the tape is eligible"),
     (["pool", "create", "--tape", "{other_tape}", "--deal", "{deal}"], "already exists"),
     (["proof", "NOT-A-LOAN"], "loan 'NOT-A-LOAN' is not in pool"),
-    (["proof", "L1", "--pool", "🙂" * 500], "pool name '🙂"),
+    (["proof", "L1", "--pool", "🙂" * 500], "pool name '" + "🙂" * 60 + "…' is 500 characters long, more than 128"),
+    (["proof", "L1", "--pool", "a" * 5000], "pool name '" + "a" * 60 + "…' is 5000 characters long, more than 128"),
+    (["proof", "L1", "--pool", "🙂" * 50], "pool name '" + "🙂" * 50 + "' has no usable characters"),
+    (["audit", "verify", "--pool", "n" * 100], "no pool named '" + "n" * 60 + "…' in"),
     (["tape", "check", "{huge_tape}"], ""),  # the report on stdout names the limit
     (["serve", "--port", "70000"], "bad service settings: port: Input should be less than or equal to 65535"),
     (["index", "--once", "--interval", "-1"], "argument --interval: must be a number above 0, got -1"),

@@ -79,10 +79,22 @@ class MintReport:
         return self.gas_used / self.minted_now if self.minted_now else 0.0
 
 
+MAX_POOL_NAME = 128  # as the deal file allows
+
+
+def shown_name(name: str) -> str:
+    """A pool name quoted for a message, cut to 60 characters."""
+    return repr(name) if len(name) <= 60 else repr(name[:60])[:-1] + "…'"
+
+
 def slug(name: str) -> str:
+    """The pool's folder name: its name in lower case, runs of other characters as '-'."""
+    if len(name) > MAX_POOL_NAME:
+        raise ChainabsError(f"pool name {shown_name(name)} is {len(name)} characters long, more than "
+                            f"{MAX_POOL_NAME}")
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-").lower()
     if not cleaned:
-        raise ChainabsError(f"pool name {name!r} has no usable characters")
+        raise ChainabsError(f"pool name {shown_name(name)} has no usable characters")
     return cleaned
 
 
@@ -369,7 +381,7 @@ def find_pool(data_dir: Path, name: str | None = None) -> PoolFiles:
     if name is not None:
         folder = pool_dir(data_dir, name)
         if not (folder / "pool.json").exists():
-            raise ChainabsError(f"no pool named {name!r} in {data_dir}")
+            raise ChainabsError(f"no pool named {shown_name(name)} in {data_dir}")
         return PoolFiles(folder)
     found = sorted(p.parent for p in pools_dir(data_dir).glob("*/pool.json"))
     if not found:

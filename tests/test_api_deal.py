@@ -7,6 +7,7 @@ import json
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,6 +32,7 @@ class DealWorld:
     slug: str
     investors: list[str]
     store: Store
+    data: Path
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DealWorld]:
     store = Store.open(data, chain_id=ctx.chain.chain_id)
     Indexer(ctx, store).sync()
     client = TestClient(create_app(Settings(data_dir=data), ctx, store=store))
-    yield DealWorld(ctx, handle, client, files.folder.name, ctx.chain.accounts[1:6], store)
+    yield DealWorld(ctx, handle, client, files.folder.name, ctx.chain.accounts[1:6], store, data)
     store.close()
 
 
@@ -73,6 +75,33 @@ def test_pool_deal_figures_equal_the_contracts(world: DealWorld) -> None:
     assert sum(b["outstanding_units"] for b in buckets.values()) == state.pool_balance
     assert sum(b["count"] for b in buckets.values()) == deal["loan_count"]
     assert 0 <= deal["cdr_annualised"] < 1 and 0 < deal["cpr_annualised"] < 1
+
+
+def test_cpr_counts_prepayments_only(world: DealWorld) -> None:
+    """The report splits each period's principal into scheduled and prepaid (from the loan-level
+    tapes); the CPR is the prepaid share of the balance still scheduled, annualised."""
+    deal = get(world, f"/pools/{world.slug}")["deal"]
+    for n in range(1, PERIODS + 1):
+        report = get(world, f"/pools/{world.slug}/report?period={n}")
+        c, pool = report["collections"], report["pool"]
+        assert 0 <= c["prepayments"] <= c["principal"] and 0 <= c["principal"] - c["prepayments"] <= c["scheduled_principal"]
+        smm = c["prepayments"] / (pool["balance_start"] - c["scheduled_principal"])
+        assert pool["cpr_monthly"] == pytest.approx(smm, abs=1e-8)
+        assert pool["cpr_annualised"] == pytest.approx(1 - (1 - smm) ** 12, abs=1e-8)
+        if n == PERIODS:
+            assert deal["prepayments_last_period"] == c["prepayments"]
+            assert (deal["cpr_last_period"], deal["cpr_annualised"]) == (pool["cpr_monthly"], pool["cpr_annualised"])
+    # without the loan-level tapes there is no split: CPR is unknown, not guessed
+    tape = world.data / "pools" / world.slug / "periods" / f"{PERIODS}.json"
+    saved = tape.read_bytes()
+    tape.unlink()
+    try:
+        fresh = TestClient(create_app(Settings(data_dir=world.data), world.ctx, store=world.store))
+        report = fresh.get(f"/pools/{world.slug}/report?period={PERIODS}").json()
+        assert report["pool"]["cpr_annualised"] is None and report["collections"]["prepayments"] is None
+        assert report["pool"]["cdr_annualised"] is not None
+    finally:
+        tape.write_bytes(saved)
 
 
 def test_tranches_equal_the_contracts(world: DealWorld) -> None:

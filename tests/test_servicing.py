@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chainabs import tape, tapegen
 from chainabs.dealfile import load_deal_file
-from chainabs.servicing import (PeriodOutcome, SimulationError, Simulator,
+from chainabs.servicing import (principal_split, scheduled_principal, PeriodOutcome, SimulationError, Simulator,
                                 monthly_rates, period_loans)
 from chainabs.tape import Loan, remaining_months
 from chainabs.waterfall import check_conservation, run_periods
@@ -291,3 +291,40 @@ def test_always_current_amortizing_loan_ends_at_zero_at_maturity(out: int, rate:
     assert outcomes[-1].outstanding == [0]
     assert sum(o.report.principal for o in outcomes) == out
     assert all(o.report.interest == o.scheduled_interest for o in outcomes)
+
+
+def test_principal_split_by_hand() -> None:
+    """Scheduled principal is the schedule's, prepayments what a loan paid beyond it."""
+    level = make_loan(0, outstanding=1_200, rate_bps=0, months=12)       # owes 1,200 / 12 = 100
+    bullet = make_loan(1, outstanding=5_000, months=6, repayment_type=BULLET)  # owes nothing yet
+    gone = make_loan(2, outstanding=700, months=12)                      # defaults: no payment at all
+    late = make_loan(3, outstanding=900, rate_bps=0, months=3, status=DPD_1_30)  # owes 300, pays 0
+    loans = [level, bullet, gone, late]
+    before = ([CURRENT, CURRENT, DPD_90_PLUS, DPD_1_30], [1_200, 5_000, 700, 900])
+    after = ([CURRENT, REPAID, DEFAULTED, 2], [900, 0, 0, 900])
+    assert principal_split(loans, cutoff_day=CUTOFF, period=1, before=before, after=after) == (
+        100 + 0 + 300, (300 - 100) + 5_000)
+    # period 12: one payment left, the whole balance is scheduled
+    assert principal_split([level], cutoff_day=CUTOFF, period=12, before=([0], [100]), after=([REPAID], [0])) == (100, 0)
+    assert scheduled_principal(1_000, 1800, 1, True) == 1_000
+    with pytest.raises(ValueError, match="differ in length"):
+        principal_split(loans, cutoff_day=CUTOFF, period=1, before=before, after=([0], [0]))
+
+
+@pytest.mark.parametrize("cpr", [0.0, 0.3])
+def test_principal_split_recovers_the_simulated_prepayments(pool: list[Loan], cpr: float) -> None:
+    """Without prepayments in the scenario the split finds none; with them, the unscheduled
+    principal is each prepaid balance less what the loan was scheduled to pay, and the period's
+    principal is scheduled principal paid plus prepayments."""
+    before = ([x.status for x in pool], [x.outstanding_units for x in pool])
+    sim = Simulator(pool, cutoff_day=CUTOFF, cdr=0.05, cpr=cpr, recovery=0.4, lag=3, seed=4)
+    for k in range(1, 7):
+        outcome = sim.step()
+        after = (outcome.statuses, outcome.outstanding)
+        scheduled, unscheduled = principal_split(pool, cutoff_day=CUTOFF, period=k, before=before, after=after)
+        if cpr == 0:
+            assert unscheduled == 0 and outcome.prepayments == 0
+        else:
+            assert 0 < unscheduled < outcome.prepayments  # a payoff less its scheduled part
+        assert 0 <= outcome.report.principal - unscheduled <= scheduled
+        before = after

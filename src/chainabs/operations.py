@@ -58,7 +58,8 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
                                settlement=settlement)
     deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
     deals.open_offering(handle)
-    _write_json(path, {"name": record.name, "pool": record.address, "contracts": {
+    _write_json(path, {"name": record.name, "pool": record.address, "cutoff_day": dealfile.pool.cutoff_day,
+                       "contracts": {
         **{k: v for k, v in handle.addresses.items() if k not in ("LoanPool", "SettlementToken")},
     }, "roles": asdict(roles), "params": {
         "tranches": [asdict(t) for t in params.tranches], "servicer_fee_bps": params.servicer_fee_bps,
@@ -80,6 +81,15 @@ def check_settlement_token(ctx: Context, address: str, *, decimals: int) -> None
         raise ChainabsError(f"{where}: not an ERC-20 token (it has no decimals())") from None
     if onchain != decimals:
         raise ChainabsError(f"{where} has {onchain} decimals; the deal file's pool.decimals is {decimals}")
+
+
+def deal_cutoff_day(ctx: Context, files: PoolFiles) -> int:
+    """The pool's cut-off as its deal file gave it (days since 1970-01-01)."""
+    path = deals_dir(ctx) / f"{slug(files.record.name)}.json"
+    cutoff = json.loads(path.read_text()).get("cutoff_day") if path.exists() else None
+    if not isinstance(cutoff, int):
+        raise ChainabsError(f"the deal of pool {files.record.name!r} has no recorded cut-off date: give --cutoff")
+    return cutoff
 
 
 def open_deal(ctx: Context, name: str | None = None) -> tuple[deals.DealHandle, PoolFiles]:
@@ -159,9 +169,11 @@ def post_period(ctx: Context, handle: deals.DealHandle, files: PoolFiles, report
 
 
 def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, periods: int, cdr: float, cpr: float,
-             recovery: float, lag: int, seed: int, cutoff_day: int, progress: Any = None) -> list[PostedPeriod]:
+             recovery: float, lag: int, seed: int, cutoff_day: int | None = None,
+             progress: Any = None) -> list[PostedPeriod]:
     """Evolve the pool's loans month by month and post `periods` more periods after the
-    chain's last one; resumable.
+    chain's last one; resumable. The loans' schedule starts at `cutoff_day` (default: the deal
+    file's cut-off, recorded by `create_deal`).
 
     The chain decides where the run is: periods it already has are stepped over (their tape
     kept if it was not written), and a saved simulator ahead of the chain (a node restarted
@@ -182,6 +194,8 @@ def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, period
                             recovery=Fraction(saved["recovery"]), lag=saved["lag"], seed=saved["seed"],
                             delinquency=saved["delinquency"], roll_rates=saved["roll_rates"])
     else:
+        if cutoff_day is None:
+            cutoff_day = deal_cutoff_day(ctx, files)
         sim = Simulator(loans, cutoff_day=cutoff_day, cdr=cdr, cpr=cpr, recovery=recovery, lag=lag, seed=seed)
     posted: list[PostedPeriod] = []
     while len(posted) < periods:

@@ -60,6 +60,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 from fractions import Fraction
 from numbers import Real
@@ -132,6 +133,59 @@ def monthly_rates(cdr: float, cpr: float, *, delinquency: float = BASE_DELINQUEN
     return MonthlyRates(smm=smm, mdr=mdr, miss=min(1.0, miss), roll=roll)  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=1 << 16)
+def annuity_factor(rate_bps: int, payments: int) -> tuple[int, int]:
+    """(num, den) with the level annuity's principal part = balance * num // den, for `payments`
+    >= 2 monthly payments left at rate_bps / 120000 a month (rate_bps > 0)."""
+    m = MONTHLY_BPS
+    mn = m ** (payments - 1)
+    return rate_bps * mn, (m + rate_bps) ** payments - mn * m
+
+
+def scheduled_principal(balance: int, rate_bps: int, left: int, amortizing: bool) -> int:
+    """The principal a paying loan pays this month under the schedule above: the whole balance
+    with one payment or fewer left; an amortizing loan's annuity principal part; nothing for a
+    bullet or interest-only loan before maturity."""
+    if left <= 1:
+        return balance
+    if not amortizing:
+        return 0
+    if not rate_bps:
+        return balance // left
+    num, den = annuity_factor(rate_bps, left)
+    return balance * num // den
+
+
+def principal_split(loans: Sequence[Loan], *, cutoff_day: int, period: int, before: tuple[list[int], list[int]],
+                    after: tuple[list[int], list[int]]) -> tuple[int, int]:
+    """(scheduled, unscheduled) principal of `period`, from the loan-level tapes before and after
+    it ((statuses, outstanding) in the order of `loans`; before period 1, the loans as committed).
+
+    Scheduled: what each loan active at the start owed under the schedule (paid or not).
+    Unscheduled (prepayments): what each loan paid beyond it. A loan that defaulted in the
+    period paid nothing: its balance is the period's defaults. These are the inputs of the
+    single monthly mortality SMM = unscheduled / (balance at start - scheduled), whose
+    annualised form is the CPR; with a CPR of 0 the simulator's unscheduled principal is 0.
+    """
+    statuses0, out0 = before
+    statuses1, out1 = after
+    if not len(loans) == len(statuses0) == len(out0) == len(statuses1) == len(out1):
+        raise ValueError("the loan-level tapes and the loans differ in length")
+    months: dict[int, int] = {}
+    scheduled = unscheduled = 0
+    for loan, s0, b0, s1, b1 in zip(loans, statuses0, out0, statuses1, out1):
+        if not b0 or s1 == DEFAULTED:
+            continue
+        owed = 0
+        if s0 < DEFAULTED:
+            d = loan.maturity_day
+            n0 = months[d] if d in months else months.setdefault(d, remaining_months(cutoff_day, d))
+            owed = scheduled_principal(b0, loan.rate_bps, n0 - (period - 1), loan.repayment_type == AMORTIZING)
+        scheduled += owed
+        unscheduled += max(0, b0 - b1 - owed)
+    return scheduled, unscheduled
+
+
 class Simulator:
     """Evolves a pool's loans one period per `step()`; see the module docstring."""
 
@@ -171,7 +225,6 @@ class Simulator:
         self._status = [loan.status for loan in loans]
         self._out = [loan.outstanding_units for loan in loans]
         self._balance = sum(self._out)
-        self._factors: dict[tuple[int, int], tuple[int, int]] = {}
 
     @property
     def pool_balance(self) -> int:
@@ -190,8 +243,6 @@ class Simulator:
         """Simulate the next period."""
         k = self.period + 1
         status, out, rate, amort, n0 = self._status, self._out, self._rate, self._amortizing, self._n0
-        factors = self._factors
-        factor = self._factor
         rand = self._rng.random
         miss = self.rates.miss
         prepay_below = miss + (1.0 - miss) * self.rates.smm
@@ -238,18 +289,8 @@ class Simulator:
             else:
                 status[i] = CURRENT
             interest += due
-            left = n0[i] - first
-            if left <= 1:
-                p = b
-            elif amort[i]:
-                if q:
-                    num, den = factors.get((q, left)) or factor(q, left)
-                    p = b * num // den
-                else:
-                    p = b // left
-                if not p:
-                    continue
-            else:
+            p = scheduled_principal(b, q, n0[i] - first, amort[i])
+            if not p:
                 continue
             principal += p
             b -= p
@@ -283,14 +324,6 @@ class Simulator:
 
     def run(self, periods: int) -> list[PeriodOutcome]:
         return [self.step() for _ in range(periods)]
-
-    def _factor(self, q: int, n: int) -> tuple[int, int]:
-        """(num, den) with principal = B * num // den, the annuity's principal part."""
-        m = MONTHLY_BPS
-        mn = m ** (n - 1)
-        pair = (q * mn, (m + q) ** n - mn * m)
-        self._factors[(q, n)] = pair
-        return pair
 
     # --- resuming ------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from chainabs.context import Context
+from chainabs.operations import loans_from_rows
+from chainabs.servicing import principal_split
 from chainabs.store import Store
 from chainabs.tape import STATUSES
 from chainabs.waterfall import PeriodResult, TrancheResult
@@ -61,6 +63,7 @@ class DealInfo:
     reserve_target_bps: int
     initial_reserve: int
     default_trigger_bps: int
+    cutoff_day: int | None = None  # the pool's cut-off (days since 1970-01-01): the loans' schedule starts there
     stamp: int = 0
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -84,7 +87,19 @@ class DealInfo:
                    deal=contracts["Deal"], registry=contracts.get("InvestorRegistry"),
                    exchange=contracts.get("TrancheExchange"), tranches=tranches,
                    servicer_fee_bps=int(params["servicer_fee_bps"]), reserve_target_bps=int(params["reserve_target_bps"]),
-                   initial_reserve=int(params["initial_reserve"]), default_trigger_bps=int(params["default_trigger_bps"]))
+                   initial_reserve=int(params["initial_reserve"]), default_trigger_bps=int(params["default_trigger_bps"]),
+                   cutoff_day=_cutoff_day(path, info))
+
+
+def _cutoff_day(path: Path, info: dict[str, Any]) -> int | None:
+    """The deal file's cut-off, or (deals created before it was recorded) the simulator's."""
+    if isinstance(info.get("cutoff_day"), int):
+        return int(info["cutoff_day"])
+    try:
+        saved = json.loads(path.with_name(f"{path.stem}-servicing.json").read_text())
+        return int(saved["cutoff_day"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class DealCatalog:
@@ -154,6 +169,14 @@ def _annualised(monthly_numerator: int, base: int) -> tuple[float, float]:
     return round(monthly, 8), round(1 - (1 - min(monthly, 1.0)) ** 12, 8)
 
 
+def _cpr(split: tuple[int, int] | None, balance_start: int) -> tuple[float | None, float | None]:
+    """(SMM, CPR) from a period's (scheduled, unscheduled) principal; None when unknown."""
+    if split is None:
+        return None, None
+    scheduled, unscheduled = split
+    return _annualised(unscheduled, balance_start - scheduled)
+
+
 def tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each tranche now: balance, factor, unpaid interest and credit enhancement."""
     last = history[-1] if history else None
@@ -176,12 +199,13 @@ def tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[st
 
 
 def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[int] | None,
-                 outstanding: list[int] | None) -> dict[str, Any]:
+                 outstanding: list[int] | None, split: tuple[int, int] | None = None) -> dict[str, Any]:
     """Pool performance of a deal: balance, factor, losses, CPR/CDR, OC, reserve, trigger.
 
-    CPR uses all principal collected in the period (reports carry scheduled and unscheduled
-    principal together); CDR uses defaulted principal; both against the balance at the start of
-    the period, annualised as 1 - (1 - monthly)^12.
+    CPR: the last period's unscheduled principal (prepayments, `split` from the loan-level
+    tapes: servicing.principal_split) over the balance at its start less the scheduled
+    principal (the SMM), annualised as 1 - (1 - SMM)^12; None without the period's loan-level
+    tapes. CDR: defaulted principal over the balance at the start, annualised the same way.
     """
     last = history[-1] if history else None
     initial = deal.initial_balance
@@ -190,7 +214,7 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
     recoveries = sum(p["recoveries"] for p in history)
     tranches = tranche_state(deal, history)
     rated = sum(t["balance"] for t in tranches if not t["residual"])
-    cpr_m, cpr_a = _annualised(last["principal_collected"], last["pool_balance_start"]) if last else (0.0, 0.0)
+    cpr_m, cpr_a = _cpr(split, last["pool_balance_start"]) if last else (0.0, 0.0)
     cdr_m, cdr_a = _annualised(last["defaulted_principal"], last["pool_balance_start"]) if last else (0.0, 0.0)
     delinquency = None
     if statuses is not None and outstanding is not None:
@@ -208,6 +232,7 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
         "cumulative_defaults": defaults, "cumulative_recoveries": recoveries,
         "cumulative_net_loss": defaults - recoveries,
         "cumulative_default_bps": defaults * BPS // initial if initial else 0,
+        "prepayments_last_period": split[1] if split else None,
         "cpr_last_period": cpr_m, "cpr_annualised": cpr_a, "cdr_last_period": cdr_m, "cdr_annualised": cdr_a,
         # overcollateralisation: collateral beyond the rated notes (the residual tranche is the OC)
         "overcollateralisation_units": balance - rated,
@@ -224,9 +249,11 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
 
 # -- the investor report ----------------------------------------------------------------------
 
-def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int) -> dict[str, Any]:
+def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int,
+                    split: tuple[int, int] | None = None) -> dict[str, Any]:
     """Period `n`'s investor report: collections, waterfall, losses, excess spread, OC, CPR,
-    CDR, reserve and trigger test, tranche by tranche."""
+    CDR, reserve and trigger test, tranche by tranche. `split`: the period's (scheduled,
+    unscheduled) principal, as for deal_figures."""
     upto = [x for x in history if x["period"] <= n]
     p = upto[-1]
     initial = deal.initial_balance
@@ -234,14 +261,15 @@ def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int) -> di
     recoveries = sum(x["recoveries"] for x in upto)
     interest_paid = sum(t["interest_paid"] for t in p["tranches"][:-1])
     rated_end = sum(t["balance_end"] for t in p["tranches"][:-1])
-    cpr_m, cpr_a = _annualised(p["principal_collected"], p["pool_balance_start"])
+    cpr_m, cpr_a = _cpr(split, p["pool_balance_start"])
     cdr_m, cdr_a = _annualised(p["defaulted_principal"], p["pool_balance_start"])
     return {
         "deal": deal.name, "pool_address": to_checksum_address(deal.pool), "period": n,
         "loan_root": p["loan_root"], "loan_count": p["loan_count"],
         "block_number": p["block_number"], "tx_hash": p["tx_hash"],
         "collections": {"interest": p["interest_collected"], "principal": p["principal_collected"],
-                        "recoveries": p["recoveries"],
+                        "scheduled_principal": split[0] if split else None,
+                        "prepayments": split[1] if split else None, "recoveries": p["recoveries"],
                         "total": p["interest_collected"] + p["principal_collected"] + p["recoveries"]},
         "pool": {"balance_start": p["pool_balance_start"], "balance_end": p["pool_balance_end"],
                  "factor": round(p["pool_balance_end"] / initial, 8) if initial else 0.0,
@@ -333,6 +361,27 @@ def _period_tape(deal: DealInfo, folder: Path, n: int) -> tuple[list[int], list[
     return deal.memo[key]  # type: ignore[no-any-return]
 
 
+def principal_split_of(deal: DealInfo, files: Any, n: int) -> tuple[int, int] | None:
+    """Period `n`'s (scheduled, unscheduled) principal from its loan-level tape and the one
+    before it (the committed rows before period 1); None without them or the cut-off."""
+    key = ("split", n)
+    if key not in deal.memo:
+        value = None
+        before = ([r[11] for r in files.rows], [r[5] for r in files.rows]) if n == 1 else \
+            _period_tape(deal, files.folder, n - 1)
+        after = _period_tape(deal, files.folder, n)
+        if deal.cutoff_day is not None and before is not None and after is not None:
+            if "loans" not in deal.memo:
+                deal.memo["loans"] = loans_from_rows(files.rows)
+            try:
+                value = principal_split(deal.memo["loans"], cutoff_day=deal.cutoff_day, period=n, before=before,
+                                        after=after)
+            except ValueError:  # a period tape of another length: not this pool's
+                value = None
+        deal.memo[key] = value
+    return deal.memo[key]  # type: ignore[no-any-return]
+
+
 @dataclass
 class DealHooks:
     """The API's deal-aware hooks (chainabs.api.deps.Hooks) over a data dir's deal files."""
@@ -349,7 +398,8 @@ class DealHooks:
         statuses, outstanding = tape if tape else (None, None)
         if not history:  # at closing, every loan is as committed
             statuses, outstanding = [r[11] for r in files.rows], [r[5] for r in files.rows]
-        return deal_figures(deal, history, statuses, outstanding)
+        split = principal_split_of(deal, files, history[-1]["period"]) if history else None
+        return deal_figures(deal, history, statuses, outstanding, split)
 
     def holdings(self, *, ctx: Context, store: Store, address: str,
                  holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -136,7 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sim.add_argument("--recovery", type=argtypes.fraction, default=0.35)
     sim.add_argument("--lag", type=_lag, default=3)
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--cutoff", type=argtypes.day, default="2026-10-01", help="the pool's cut-off date")
+    sim.add_argument("--cutoff", type=argtypes.day, default=None,
+                     help="the pool's cut-off date, where the loans' schedule starts (default: the deal file's)")
     sim.set_defaults(func=run_simulate)
 
     rep = sub.add_parser("report", help="post a servicer's own period report (base units)")

@@ -131,7 +131,7 @@ def get_report(request: Request, state: StateDep, entry: PoolEntryDep,
         raise NotFound(f"pool {entry.files.record.name!r} has no reported period yet")
     n = period if period is not None else history[-1]["period"]
     _period(history, n, entry.files.record.name)
-    report = figures.investor_report(deal, history, n)
+    report = figures.investor_report(deal, history, n, figures.principal_split_of(deal, entry.files, n))
     if format == "csv":
         name = f"{entry.files.folder.name}-period-{n}.csv"
         return PlainTextResponse(figures.report_csv(report), media_type="text/csv",

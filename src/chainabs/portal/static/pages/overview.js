@@ -43,7 +43,7 @@ export async function overviewPage(ctx) {
     deal ? card("Reserve", money(deal.reserve, unit), `target ${bps(deal.reserve_target_bps)} of the pool`) : null,
     deal ? trigger(deal) : null,
     deal ? card("Cumulative defaults", money(deal.cumulative_defaults, unit), `net loss ${moneyText(deal.cumulative_net_loss, unit)}`) : null,
-    deal ? card("CPR / CDR", `${pct(deal.cpr_annualised, 1)} / ${pct(deal.cdr_annualised, 1)}`, "annualised, last period") : null,
+    deal ? card("CPR / CDR", `${pct(deal.cpr_annualised, 1)} / ${pct(deal.cdr_annualised, 1)}`, "annualised, last period: prepayments / defaults") : null,
     deal && deal.overcollateralisation_ratio != null ? card("Overcollateralisation", `${deal.overcollateralisation_ratio.toFixed(3)}×`, "pool balance / rated notes") : null,
   ));
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from chainabs import deal as D
 from chainabs.cli import main
 from chainabs.context import open_context
 from chainabs.operations import open_deal
@@ -100,3 +101,41 @@ def test_a_deal_settles_in_the_token_its_deal_file_names(tmp_path: Path, capsys:
     capsys.readouterr()
     assert main(["--data-dir", str(data), "--json", "audit", "verify"]) == 0  # its cash checks follow EURC
     assert json.loads(capsys.readouterr().out)["verify"] == "PASS"
+
+
+def test_an_interrupted_deal_creation_is_finished_not_repeated(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the contracts are deployed: the next `deal create` finishes that deal (tokens
+    attached, originator registered, offering open) instead of deploying a second one."""
+    tape = tmp_path / "tape.csv"
+    write_tape(tape, 40, 6, "csv")
+    data = tmp_path / "data"
+    deal_file = str(ROOT / "examples" / "deal.toml")
+    assert main(["--data-dir", str(data), "pool", "create", "--tape", str(tape), "--deal", deal_file]) == 0
+
+    def killed(handle: D.DealHandle, **_: object) -> None:
+        raise KeyboardInterrupt  # as if the process died before opening the offering
+
+    monkeypatch.setattr(D, "open_offering", killed)
+    assert main(["--data-dir", str(data), "deal", "create", "--deal", deal_file]) == 130
+    monkeypatch.undo()
+    (partial,) = (data / "deals").glob("*.partial")
+    first = json.loads(partial.read_text())["contracts"]
+    assert not list((data / "deals").glob("*.json"))  # not a deal yet for the API, the indexer or the CLI
+    other = tmp_path / "other.toml"
+    other.write_text((ROOT / "examples" / "deal.toml").read_text().replace("servicer_fee_bps = 100",
+                                                                           "servicer_fee_bps = 90"))
+    assert "servicer_fee_bps = 90" in other.read_text()
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "deal", "create", "--deal", str(other)]) == 1
+    assert "half-created deal with other terms" in capsys.readouterr().err and partial.exists()
+    assert main(["--data-dir", str(data), "--json", "deal", "create", "--deal", deal_file]) == 0
+    assert json.loads(capsys.readouterr().out)["contracts"]["Deal"] == first["Deal"]
+    assert not partial.exists()
+    ctx = open_context(data_dir=data, create=False)
+    handle, _ = open_deal(ctx)
+    assert handle.deal.address == first["Deal"] and D.phase(handle) == "open"
+    assert {t.lower() for t in ctx.chain.call(handle.registry.functions.tokens())} == \
+        {t.address.lower() for t in handle.tokens}
+    assert D.is_eligible(handle, investor=handle.roles.originator)
+    ctx.chain.journal.close()  # type: ignore[attr-defined]

@@ -157,11 +157,11 @@ def deploy_filled_pool(chain: Chain, *, manifest: Manifest, outstanding: Sequenc
 
 
 def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealParams, roles: DealRoles,
-                registry: str | None = None, settlement: str | None = None) -> DealHandle:
+                registry: str | None = None, settlement: str | None = None, attach: bool = True) -> DealHandle:
     """Deploy a deal over the filled pool at `pool`: registry (unless given), deal and its
     tranche tokens, exchange; attach the tokens to the registry. The registry's admin must be
     `roles.admin` when one is given. The deal settles in the ERC-20 at `settlement` (default:
-    the deployment's dev SettlementToken)."""
+    the deployment's dev SettlementToken). `attach=False` leaves the tokens to `attach_tokens`."""
     params.validate()
     admin = roles.admin
     if registry is None:
@@ -176,10 +176,18 @@ def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealPara
     deal = chain.deploy("Deal", settlement.address, pool, reg.address, tranches, parameters, parties, sender=admin)
     exchange = chain.deploy("TrancheExchange", deal.address, sender=admin)
     tokens = [chain.contract("TrancheToken", a) for a in chain.call(deal.functions.tokens())]
-    for token in tokens:
-        chain.send(reg.functions.attachToken(token.address), sender=admin)
-    return DealHandle(chain=chain, params=params, roles=roles, deal=deal, registry=reg, exchange=exchange,
-                      settlement=settlement, pool=to_checksum_address(pool), tokens=tokens)
+    handle = DealHandle(chain=chain, params=params, roles=roles, deal=deal, registry=reg, exchange=exchange,
+                        settlement=settlement, pool=to_checksum_address(pool), tokens=tokens)
+    if attach:
+        attach_tokens(handle)
+    return handle
+
+
+def attach_tokens(handle: DealHandle) -> list[Sent]:
+    """Attach the deal's tranche tokens to its registry; those already attached are skipped."""
+    attached = {a.lower() for a in handle.chain.call(handle.registry.functions.tokens())}
+    return [handle.chain.send(handle.registry.functions.attachToken(t.address), sender=handle.roles.admin)
+            for t in handle.tokens if t.address.lower() not in attached]
 
 
 def load_deal(chain: Chain, *, deal: str, exchange: str, roles: DealRoles) -> DealHandle:

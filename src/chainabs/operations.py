@@ -26,7 +26,7 @@ from chainabs.dealfile import DealFile
 from chainabs.errors import ChainabsError, WaterfallError
 from chainabs.pool import PoolFiles, _write_json, find_pool, slug
 from chainabs.tape import Loan
-from chainabs.waterfall import PeriodReport, PeriodResult, run_period
+from chainabs.waterfall import DealParams, PeriodReport, PeriodResult, run_period
 
 FAR_FUTURE = 2**39  # eligible-until for the originator's own account (fits uint40)
 
@@ -38,7 +38,13 @@ def deals_dir(ctx: Context) -> Path:
 
 
 def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = None) -> deals.DealHandle:
-    """Deploy the deal's contracts over a filled pool and open the offering."""
+    """Deploy the deal's contracts over a filled pool and open the offering; resumable.
+
+    Once the registry, deal and exchange are deployed their addresses are kept in
+    `<slug>.json.partial`; a run after an interruption finishes that deal (attaching the tokens,
+    registering the originator, opening the offering as far as not done) instead of deploying
+    another. The deal file `<slug>.json` is written last.
+    """
     files = find_pool(ctx.data_dir, pool_name or dealfile.pool.name)
     record = files.record
     if record.status != "filled" or not record.address:
@@ -52,12 +58,20 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
     settlement = dealfile.pool.settlement_token
     if settlement is not None:
         check_settlement_token(ctx, settlement, decimals=dealfile.pool.decimals)
-    admin = ctx.chain.accounts[0]
-    roles = deals.DealRoles.single(admin)
-    handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params, roles=roles,
-                               settlement=settlement)
-    deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
-    deals.open_offering(handle)
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists():
+        handle = _resume_deal(ctx, partial, params)
+    else:
+        admin = ctx.chain.accounts[0]
+        handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params,
+                                   roles=deals.DealRoles.single(admin), settlement=settlement, attach=False)
+        _write_json(partial, {"contracts": handle.addresses, "roles": asdict(handle.roles)})
+    roles = handle.roles
+    deals.attach_tokens(handle)
+    if not deals.is_eligible(handle, investor=roles.originator):
+        deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
+    if deals.phase(handle) == "pending":
+        deals.open_offering(handle)
     _write_json(path, {"name": record.name, "pool": record.address, "cutoff_day": dealfile.pool.cutoff_day,
                        "contracts": {
         **{k: v for k, v in handle.addresses.items() if k not in ("LoanPool", "SettlementToken")},
@@ -65,6 +79,22 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
         "tranches": [asdict(t) for t in params.tranches], "servicer_fee_bps": params.servicer_fee_bps,
         "reserve_target_bps": params.reserve_target_bps, "initial_reserve": params.initial_reserve,
         "default_trigger_bps": params.default_trigger_bps}})
+    partial.unlink(missing_ok=True)
+    return handle
+
+
+def _resume_deal(ctx: Context, partial: Path, params: DealParams) -> deals.DealHandle:
+    """The half-created deal recorded in `partial`, if it is on chain with these terms."""
+    info = json.loads(partial.read_text())
+    contracts = info["contracts"]
+    if not bytes(ctx.chain.w3.eth.get_code(to_checksum_address(contracts["Deal"]))):
+        raise ChainabsError(f"{partial} names a deal at {contracts['Deal']} that is not on this chain "
+                            "(a reset node?); remove the file to deploy a new one")
+    handle = deals.load_deal(ctx.chain, deal=contracts["Deal"], exchange=contracts["TrancheExchange"],
+                             roles=deals.DealRoles(**info["roles"]))
+    if handle.params != params:
+        raise ChainabsError(f"{partial} is a half-created deal with other terms than this deal file; "
+                            "use that deal file, or remove the .partial file to deploy a new deal")
     return handle
 
 

@@ -19,8 +19,9 @@ The deal is deployed once per module; each example starts from a snapshot of it 
 and reverts to it afterwards. Expected failures are sent as mined transactions (explicit gas) so
 "a refused step changes nothing" is checked against a block that really ran.
 
-`make test` runs the fast profile; `make soak` (CHAINABS_SOAK=1) runs the long one and prints
-the counts of examples, steps and invariant checks.
+`make test` runs the fast profile; `make soak` (CHAINABS_SOAK=1) runs the long one (250 examples
+of up to 50 steps, so that at least 200 run all 50; CHAINABS_SOAK_EXAMPLES and CHAINABS_SOAK_STEPS change them) and prints the
+counts of examples, steps and invariant checks, and how many steps each example ran.
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ from chainabs.waterfall import DealParams, DealState, PeriodReport, TrancheSpec,
 from support import Entitlements
 
 SOAK = os.environ.get("CHAINABS_SOAK") == "1"
-PROFILE = (settings(max_examples=200, stateful_step_count=50, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-           if SOAK else
-           settings(max_examples=10, stateful_step_count=15, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow]))
+EXAMPLES = int(os.environ.get("CHAINABS_SOAK_EXAMPLES", "250")) if SOAK else 10
+STEPS = int(os.environ.get("CHAINABS_SOAK_STEPS", "50")) if SOAK else 15
+PROFILE = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 COUNTS = {"examples": 0, "steps": 0, "checks": 0}
+LENGTHS: list[int] = []  # steps each example ran
 OUTCOMES: Counter[str] = Counter()  # "call: outcome" -> times, printed with the counts
 
 # Odd faces so every credit leaves rounding to carry; a trigger that random defaults can breach.
@@ -211,6 +212,7 @@ class DealMachine(RuleBasedStateMachine):
     def __init__(self, env: Env) -> None:
         super().__init__()
         COUNTS["examples"] += 1
+        self.steps = 0
         self.env, self.h, self.chain = env, env.h, env.chain
         self.snap = env.chain.snapshot()
         self.w = env.wallets
@@ -232,12 +234,14 @@ class DealMachine(RuleBasedStateMachine):
         self._read: dict[Any, Any] | None = None
 
     def teardown(self) -> None:
+        LENGTHS.append(self.steps)
         self.chain.revert(self.snap)
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _step(self) -> None:
         COUNTS["steps"] += 1
+        self.steps += 1
         self.before = [dict(u) for u in self.units]
         self._read = None
 
@@ -593,6 +597,10 @@ def test_random_deal_lives_keep_every_invariant(deal_env: Env) -> None:
     finally:
         print(f"\n{'soak' if SOAK else 'invariants'}: {COUNTS['examples']} examples, {COUNTS['steps']} steps, "
               f"{COUNTS['checks']} invariant checks in {time.monotonic() - start:.0f} s")
+        if LENGTHS:
+            ranked = sorted(LENGTHS)
+            print(f"steps per example: min {ranked[0]}, median {ranked[len(ranked) // 2]}, max {ranked[-1]}; "
+                  f"{sum(n >= STEPS for n in ranked)} examples ran all {STEPS} steps")
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES.items())))
     assert COUNTS["steps"] > COUNTS["examples"] and COUNTS["checks"] >= 6 * COUNTS["steps"]
 

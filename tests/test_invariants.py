@@ -19,9 +19,10 @@ The deal is deployed once per module; each example starts from a snapshot of it 
 and reverts to it afterwards. Expected failures are sent as mined transactions (explicit gas) so
 "a refused step changes nothing" is checked against a block that really ran.
 
-`make test` runs the fast profile; `make soak` (CHAINABS_SOAK=1) runs the long one (250 examples
-of up to 50 steps, so that at least 200 run all 50; CHAINABS_SOAK_EXAMPLES and CHAINABS_SOAK_STEPS change them) and prints the
-counts of examples, steps and invariant checks, and how many steps each example ran.
+`make test` runs the fast profile; `make soak` (CHAINABS_SOAK=1) runs the long one: 250 examples
+of up to 50 steps, so that at least 200 run all 50 (CHAINABS_SOAK_EXAMPLES and
+CHAINABS_SOAK_STEPS change them). Both print the counts of examples, steps and invariant checks,
+and how many steps each example ran.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
         check_settlement_token(ctx, settlement, decimals=dealfile.pool.decimals)
     partial = path.with_name(path.name + ".partial")
     if partial.exists():
-        handle = _resume_deal(ctx, partial, params)
+        handle = _resume_deal(ctx, partial, params, settlement or ctx.core.contracts["SettlementToken"])
     else:
         admin = ctx.chain.accounts[0]
         handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params,
@@ -83,8 +83,9 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
     return handle
 
 
-def _resume_deal(ctx: Context, partial: Path, params: DealParams) -> deals.DealHandle:
-    """The half-created deal recorded in `partial`, if it is on chain with these terms."""
+def _resume_deal(ctx: Context, partial: Path, params: DealParams, settlement: str) -> deals.DealHandle:
+    """The half-created deal recorded in `partial`, if it is on chain with these terms and
+    settles in `settlement`."""
     info = json.loads(partial.read_text())
     contracts = info["contracts"]
     if not bytes(ctx.chain.w3.eth.get_code(to_checksum_address(contracts["Deal"]))):
@@ -92,7 +93,7 @@ def _resume_deal(ctx: Context, partial: Path, params: DealParams) -> deals.DealH
                             "(a reset node?); remove the file to deploy a new one")
     handle = deals.load_deal(ctx.chain, deal=contracts["Deal"], exchange=contracts["TrancheExchange"],
                              roles=deals.DealRoles(**info["roles"]))
-    if handle.params != params:
+    if handle.params != params or handle.settlement.address.lower() != settlement.lower():
         raise ChainabsError(f"{partial} is a half-created deal with other terms than this deal file; "
                             "use that deal file, or remove the .partial file to deploy a new deal")
     return handle

@@ -227,8 +227,7 @@ class DealMachine(RuleBasedStateMachine):
         self.until = dict(zip(self.w, env.initial_until))
         self.frozen = dict.fromkeys(self.w, False)
         self.paused = [False] * N
-        self.state = DealState.initial(PARAMS)
-        self.state.reserve = 0  # funded at closing
+        self.state = DealState.offering(PARAMS)
         self.claimed = [0] * N
         self.cash = dict(zip(self.w, env.start_cash))
         self.cash[env.fee_recipient] = env.chain.call(self.h.settlement.functions.balanceOf(env.fee_recipient))

@@ -448,7 +448,8 @@ def _diff(chain: PeriodResult, model: PeriodResult) -> list[tuple[str, Any, Any]
 
 def check_waterfall(handle: deals.DealHandle, ev: DealEvents, terms: DealParams,
                     periods: list[tuple[ChainEvent, PeriodResult]]) -> list[Check]:
-    state = DealState.initial(terms)
+    offering = not periods and deals.phase(handle) != "closed"
+    state = DealState.offering(terms) if offering else DealState.initial(terms)
     differences: list[dict[str, Any]] = []
     differing: list[int] = []
     numbers = [r.period for _, r in periods]
@@ -471,8 +472,6 @@ def check_waterfall(handle: deals.DealHandle, ev: DealEvents, terms: DealParams,
                    {"periods": len(periods), "in order": in_order, "differing periods": differing,
                     "differences": len(differences), "first": _first(differences)})
     final = deals.read_state(handle)  # the latest block: the logs were read up to it moments ago
-    if not periods and deals.phase(handle) != "closed":
-        state.reserve = 0  # the originator funds the initial reserve at closing
     carried = Check("waterfall: the model's carried state equals the contract's", state == final,
                     {"period": final.period, "tranche balances": final.tranche_balances,
                      "model tranche balances": state.tranche_balances, "unpaid interest": final.unpaid_interest,

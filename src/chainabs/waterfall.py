@@ -139,6 +139,14 @@ class DealState:
             trigger_breached=False,
         )
 
+    @classmethod
+    def offering(cls, deal: DealParams) -> DealState:
+        """The state while the offering is open: as at closing, but with no reserve yet (the
+        originator funds the initial reserve when the offering closes)."""
+        state = cls.initial(deal)
+        state.reserve = 0
+        return state
+
 
 @dataclass(frozen=True)
 class PeriodReport:

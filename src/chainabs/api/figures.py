@@ -361,14 +361,18 @@ def _period_tape(deal: DealInfo, folder: Path, n: int) -> tuple[list[int], list[
     return deal.memo[key]  # type: ignore[no-any-return]
 
 
+def _committed_tape(files: Any) -> tuple[list[int], list[int]]:
+    """Statuses and outstanding units of the pool's loans as committed (before period 1)."""
+    return [r[11] for r in files.rows], [r[5] for r in files.rows]
+
+
 def principal_split_of(deal: DealInfo, files: Any, n: int) -> tuple[int, int] | None:
     """Period `n`'s (scheduled, unscheduled) principal from its loan-level tape and the one
     before it (the committed rows before period 1); None without them or the cut-off."""
     key = ("split", n)
     if key not in deal.memo:
         value = None
-        before = ([r[11] for r in files.rows], [r[5] for r in files.rows]) if n == 1 else \
-            _period_tape(deal, files.folder, n - 1)
+        before = _committed_tape(files) if n == 1 else _period_tape(deal, files.folder, n - 1)
         after = _period_tape(deal, files.folder, n)
         if deal.cutoff_day is not None and before is not None and after is not None:
             if "loans" not in deal.memo:
@@ -397,7 +401,7 @@ class DealHooks:
         tape = _period_tape(deal, files.folder, history[-1]["period"]) if history else None
         statuses, outstanding = tape if tape else (None, None)
         if not history:  # at closing, every loan is as committed
-            statuses, outstanding = [r[11] for r in files.rows], [r[5] for r in files.rows]
+            statuses, outstanding = _committed_tape(files)
         split = principal_split_of(deal, files, history[-1]["period"]) if history else None
         return deal_figures(deal, history, statuses, outstanding, split)
 

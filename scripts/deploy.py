@@ -119,8 +119,9 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
         manifest.add(name, address)
     result: dict[str, Any] = {}
     if dealfile is not None:
-        from chainabs.operations import create_deal, deals_dir, open_deal
-        from chainabs.pool import create_pool, slug
+        from chainabs.datadir import DataDir, slug
+        from chainabs.operations import create_deal, open_deal
+        from chainabs.pool import create_pool
 
         ctx = Context(data_dir=data_dir, chain=chain, core=core, manifest_path=core_path)
         report = create_pool(ctx, tape_path=args.tape, name=dealfile.pool.name, currency=dealfile.pool.currency,
@@ -129,7 +130,7 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
         result["pool"] = {"name": report.name, "root": report.root, "loans": report.eligible,
                           "minted_now": report.minted_now, "outstanding_units": report.outstanding_units}
         if dealfile.has_tranches:
-            if (deals_dir(ctx) / f"{slug(dealfile.pool.name)}.json").exists():
+            if DataDir(data_dir).has_deal(slug(dealfile.pool.name)):
                 handle, _ = open_deal(ctx, dealfile.pool.name)  # resuming: the deal is already on chain
             else:
                 handle = create_deal(ctx, dealfile=dealfile)

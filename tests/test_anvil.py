@@ -75,7 +75,7 @@ def test_cli_tokenises_a_pool_on_anvil_and_cast_agrees(anvil: Anvil, tmp_path: P
     loans = json.loads((tmp_path / "data" / "pools" / "consumer-loans-2026-1" / "loans.json").read_text())
     token = json.loads(next((tmp_path / "data").glob("deployment-*.json")).read_text())["contracts"]["LoanToken"]
     for row in loans[:3]:
-        owner = cast("call", token, "ownerOf(uint256)(address)", str(merkle.token_id(row[0])), "--rpc-url", anvil.url)
+        owner = cast("call", token, "ownerOf(uint256)(address)", str(merkle.token_id(row.loan_id)), "--rpc-url", anvil.url)
         assert owner.lower() == report["pool"].lower()
     balance = cast("call", token, "balanceOf(address)(uint256)", report["pool"], "--rpc-url", anvil.url)
     assert int(balance.split()[0]) == report["eligible"] == len(loans)

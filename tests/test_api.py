@@ -103,11 +103,11 @@ def test_pools_answer_by_name_and_by_address_with_the_chains_figures(world: Worl
     assert by_name["root"] == by_name["root_on_chain"] == "0x" + pool.functions.loanRoot().call().hex()
     assert by_name["outstanding_units"] == pool.functions.outstandingUnits().call()
     rows = find_pool(world.ctx.data_dir, "API Pool").rows
-    weight = sum(r[5] for r in rows)
-    assert by_name["wac_bps"] == round(sum(r[6] * r[5] for r in rows) / weight, 2)
+    weight = sum(r.outstanding_units for r in rows)
+    assert by_name["wac_bps"] == round(sum(r.rate_bps * r.outstanding_units for r in rows) / weight, 2)
     as_of_day = (date(2026, 10, 1) - date(1970, 1, 1)).days
     assert by_name["as_of"] == "2026-10-01"
-    assert by_name["wam_months"] == round(sum(max(0, r[8] - as_of_day) * r[5] for r in rows) / weight / (365.25 / 12), 2)
+    assert by_name["wam_months"] == round(sum(max(0, r.maturity_day - as_of_day) * r.outstanding_units for r in rows) / weight / (365.25 / 12), 2)
     assert sum(b["count"] for b in by_name["by_status"].values()) == len(rows)
     assert sum(b["outstanding_units"] for b in by_name["by_product"].values()) == weight
     assert by_name["deal"] is None
@@ -131,17 +131,15 @@ def test_loans_page_through_the_committed_rows_without_borrower_references(world
     first = get(world, "/pools/api-pool/loans?limit=7")
     assert first["total"] == len(rows) and len(first["items"]) == 7
     second = get(world, "/pools/api-pool/loans?limit=7&offset=7")
-    assert [x["loan_id"] for x in first["items"] + second["items"]] == [r[0] for r in rows[:14]]
+    assert [x["loan_id"] for x in first["items"] + second["items"]] == [r.loan_id for r in rows[:14]]
     everything = get(world, "/pools/api-pool/loans?limit=1000")["items"]
     assert len(everything) == len(rows)
     assert get(world, f"/pools/api-pool/loans?offset={len(rows)}")["items"] == []
     loan = everything[3]
     row = rows[3]
-    assert [loan[k] for k in ("loan_id", "borrower_hash", "product", "currency", "principal_units",
-                              "outstanding_units", "rate_bps", "origination_day", "maturity_day", "term_months",
-                              "repayment_type", "status", "funded_share_bps", "credit_score", "region")] == row
-    assert loan["token_id"] == hex(merkle.token_id(row[0]))
-    assert get(world, f"/pools/api-pool/loans/{row[0]}") == loan
+    assert {k: loan[k] for k in row._fields} == row._asdict()
+    assert loan["token_id"] == hex(merkle.token_id(row.loan_id))
+    assert get(world, f"/pools/api-pool/loans/{row.loan_id}") == loan
     text = json.dumps(everything)
     assert "borrower_ref" not in text
     for tape_loan in read_tape(world.tape).loans[:20]:
@@ -159,8 +157,8 @@ def test_pagination_bounds_are_422(world: World) -> None:
 def test_proofs_verify_on_chain(world: World) -> None:
     files = find_pool(world.ctx.data_dir, "API Pool")
     for row in files.rows[:2] + files.rows[-1:]:
-        body = get(world, f"/pools/{world.pool}/loans/{row[0]}/proof")
-        expected = files.proof(row[0]).as_dict()
+        body = get(world, f"/pools/{world.pool}/loans/{row.loan_id}/proof")
+        expected = files.proof(row.loan_id).as_dict()
         assert body == {**expected, "verified_on_chain": True}
         assert merkle.verify(bytes.fromhex(body["leaf"][2:]), [bytes.fromhex(p[2:]) for p in body["proof"]],
                              bytes.fromhex(body["root"][2:]))

@@ -219,6 +219,6 @@ def test_loans_as_of_a_period(world: DealWorld) -> None:
     one = get(world, f"/pools/{world.slug}/loans/{first['loan_id']}?period=2")
     assert one == first
     committed = get(world, f"/pools/{world.slug}/loans/{first['loan_id']}")
-    assert committed["outstanding_units"] == files.rows[0][5]
+    assert committed["outstanding_units"] == files.rows[0].outstanding_units
     assert "no loan-level tape for period 77" in get(world, f"/pools/{world.slug}/loans?period=77", 404)["error"]
     assert "borrower_ref" not in first

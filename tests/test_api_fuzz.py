@@ -77,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with TestClient(app, raise_server_exceptions=False) as client:
         pool = deal.files
         yield World(ctx, store, client, data, pool.folder.name, str(pool.record.address),
-                    [r[0] for r in pool.rows[:3]], list(ctx.chain.accounts[1:4]),
+                    [r.loan_id for r in pool.rows[:3]], list(ctx.chain.accounts[1:4]),
                     ctx.core.contracts["SettlementToken"], app.openapi())
     store.close()
     ctx.chain.journal.close()  # type: ignore[attr-defined]

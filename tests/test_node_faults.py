@@ -209,8 +209,8 @@ def test_pool_create_killed_mid_mint_resumes_to_every_loan_once(node: Node, tape
     logs = chain.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": token.address,
                                   "topics": [keccak(text="Transfer(address,address,uint256)")]})
     minted_ids = [int.from_bytes(bytes(lg["topics"][3]), "big") for lg in logs]
-    assert sorted(minted_ids) == sorted(merkle.token_id(row[0]) for row in files.rows)
-    code, out, _ = cli(data, node.url, capsys, "--json", "proof", files.rows[-1][0])
+    assert sorted(minted_ids) == sorted(merkle.token_id(row.loan_id) for row in files.rows)
+    code, out, _ = cli(data, node.url, capsys, "--json", "proof", files.rows[-1].loan_id)
     assert code == 0 and json.loads(out)["verified_on_chain"] is True
 
 

@@ -89,7 +89,7 @@ def test_proofs_verify_on_chain_and_tampering_fails(ctx: Context, tape_300: Path
     create_pool(ctx, tape_path=tape_300, name="Proofs")
     files = find_pool(ctx.data_dir)
     for row in files.rows[:3] + files.rows[-2:]:
-        proof = files.proof(row[0])
+        proof = files.proof(row.loan_id)
         assert merkle.verify(bytes.fromhex(proof.leaf[2:]), [bytes.fromhex(p[2:]) for p in proof.proof],
                              bytes.fromhex(proof.root[2:]))
         assert verify_proof_on_chain(ctx, files, proof) is True

@@ -52,9 +52,9 @@ from chainabs.chain import Chain
 from chainabs.context import Context
 from chainabs.errors import ChainabsError, WaterfallError
 from chainabs.indexer import DEFAULT_RANGE, LogSource, RawLog, contracts_for, event_specs, log_source
-from chainabs.operations import open_deal, period_root
-from chainabs.pool import PoolFiles, slug
-from chainabs.store import FILE_NAME
+from chainabs.datadir import INDEX_FILE, DataDir, period_root
+from chainabs.operations import open_deal
+from chainabs.pool import PoolFiles
 from chainabs.waterfall import (DealParams, DealState, PeriodReport, PeriodResult, TrancheResult, TrancheSpec,
                                 check_conservation, run_period)
 
@@ -218,23 +218,15 @@ def read_deal_events(handle: deals.DealHandle, files: PoolFiles, *, head: int | 
 
 # -- the deal's terms --------------------------------------------------------------------------
 
-def deal_file_path(files: PoolFiles) -> Path:
-    """`<data_dir>/deals/<pool slug>.json`, next to the pool's folder."""
-    return files.folder.parent.parent / "deals" / f"{slug(files.record.name)}.json"
-
-
 def published_terms(files: PoolFiles) -> DealParams | None:
-    """The terms the deal file publishes (None when it has none)."""
-    path = deal_file_path(files)
-    if not path.exists():
-        return None
+    """The terms the deal record publishes (None when the pool has no deal record)."""
+    data = files.dir.data_dir
     try:
-        p = json.loads(path.read_text())["params"]
-        return DealParams(tranches=tuple(TrancheSpec(**t) for t in p["tranches"]),
-                          servicer_fee_bps=p["servicer_fee_bps"], reserve_target_bps=p["reserve_target_bps"],
-                          initial_reserve=p["initial_reserve"], default_trigger_bps=p["default_trigger_bps"])
+        record = data.read_deal(files.dir.slug)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ChainabsError(f"{path}: the deal's published parameters are unreadable ({exc})") from None
+        raise ChainabsError(f"{data.deal_path(files.dir.slug)}: the deal's published parameters are "
+                            f"unreadable ({exc})") from None
+    return None if record is None else record.params
 
 
 def constructor_terms(chain: Chain, tx_hash: str) -> DealParams | None:
@@ -560,15 +552,11 @@ def _pool_root(handle: deals.DealHandle, ev: DealEvents) -> tuple[str | None, st
 
 
 def check_loans(handle: deals.DealHandle, files: PoolFiles, ev: DealEvents) -> Check:
-    hashes = []
-    for row in files.rows:
-        values = list(row)
-        values[1] = bytes.fromhex(row[1][2:])
-        hashes.append(merkle.hash_values(values))
+    hashes = [row.loan_hash() for row in files.rows]
     root = "0x" + merkle.MerkleTree.from_leaves([merkle.leaf_from_loan_hash(h) for h in hashes]).root.hex()
     event_root, onchain_root = _pool_root(handle, ev)
     committed = _committed(ev)
-    ids = [merkle.token_id(row[0]) for row in files.rows]
+    ids = [merkle.token_id(row.loan_id) for row in files.rows]
     same = committed == list(zip(ids, hashes, strict=True))
     return Check("loans: Merkle root of the published loan rows equals the pool's root",
                  root == event_root == onchain_root and same,
@@ -577,21 +565,20 @@ def check_loans(handle: deals.DealHandle, files: PoolFiles, ev: DealEvents) -> C
 
 
 def check_period_tapes(files: PoolFiles, periods: list[tuple[ChainEvent, PeriodResult]]) -> Check:
-    folder = files.folder / "periods"
     onchain = {r.period: (str(e.args["figures"]["loan_root"]), r.pool_balance_end) for e, r in periods}
     bad: list[str] = []
-    paths = sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1) \
-        if folder.exists() else []
+    paths = files.dir.period_files()
     for path in paths:
-        tape = json.loads(path.read_text())
-        root = "0x" + period_root(files.rows, tape["statuses"], tape["outstanding"]).hex()
         n = int(path.stem) if path.stem.isdigit() else -1
         if n not in onchain:
             bad.append(f"{path.stem} (no such period on chain)")
             continue
-        if root != tape["root"] or root != onchain[n][0]:
+        tape = files.dir.read_period(n)
+        assert tape is not None
+        root = "0x" + period_root(files.rows, tape.statuses, tape.outstanding).hex()
+        if root != tape.root or root != onchain[n][0]:
             bad.append(f"{path.stem} (root)")
-        if sum(tape["outstanding"]) != onchain[n][1]:
+        if sum(tape.outstanding) != onchain[n][1]:
             bad.append(f"{path.stem} (balance)")
     return Check("periods: each loan-level tape matches its period's on-chain root and pool balance", not bad,
                  {"tapes": len(paths), "periods on chain": len(periods), "inconsistent": _first(bad)})
@@ -628,9 +615,9 @@ def _index_row(row: Sequence[Any]) -> tuple[Any, ...]:
 def check_index(ctx: Context, ev: DealEvents) -> Check:
     """The data dir's index, opened read-only, against the events read from the chain."""
     name = "index: the SQLite index equals the chain's events (count and content hash per contract)"
-    path = ctx.data_dir / FILE_NAME
+    path = DataDir(ctx.data_dir).index_path
     if not path.exists():
-        return Check(name, None, {"index": f"no {FILE_NAME} in the data dir"})
+        return Check(name, None, {"index": f"no {path.name} in the data dir"})
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         synced = dict(conn.execute("SELECT address, synced_to FROM contracts").fetchall())
@@ -697,10 +684,10 @@ def check_index(ctx: Context, ev: DealEvents) -> Check:
 
 def _copy_index(ctx: Context, folder: Path) -> Path | None:
     """A private copy of the data dir's index (the audit never writes to the operator's)."""
-    path = ctx.data_dir / FILE_NAME
+    path = DataDir(ctx.data_dir).index_path
     if not path.exists():
         return None
-    target = folder / FILE_NAME
+    target = folder / path.name
     src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
     try:
@@ -754,7 +741,7 @@ def check_api(ctx: Context, handle: deals.DealHandle, files: PoolFiles, ev: Deal
     not_checked: list[str] = []
     with tempfile.TemporaryDirectory(prefix="chainabs-audit-") as tmp:
         copied = _copy_index(ctx, Path(tmp))
-        store = Store(copied or Path(tmp) / FILE_NAME, chain_id=ctx.chain.chain_id)
+        store = Store(copied or Path(tmp) / INDEX_FILE, chain_id=ctx.chain.chain_id)
         try:
             if copied is None:
                 contracts = {a: n for a, n in ev.artifacts().items() if a != ev.loan_token}
@@ -785,7 +772,7 @@ def check_api(ctx: Context, handle: deals.DealHandle, files: PoolFiles, ev: Deal
                             compared["claimable"] = compared.get("claimable", 0) + 1
                             if _as_int(item["claimable"]) != final_books[k].claimable(holder):
                                 problems.append(f"claimable of {holder}, tranche {k}: API {item['claimable']}")
-                pool_key = slug(files.record.name)
+                pool_key = files.dir.slug
                 reply = client.get(f"/pools/{pool_key}")
                 if reply.status_code == 200:
                     body = reply.json()

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from chainabs.errors import ChainabsError, TapeError
+from chainabs.errors import ChainabsError, TapeError, kind_of
 
 COMMAND_MODULES = (
     "build",
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TapeError as exc:
         if args.json:
-            print(json.dumps({"error": str(exc), "errors": [e.as_dict() for e in exc.errors]}))
+            print(json.dumps({"error": str(exc), "kind": kind_of(exc), "errors": [e.as_dict() for e in exc.errors]}))
         else:
             print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         if args.json:
-            print(json.dumps({"error": str(exc)}))
+            print(json.dumps({"error": str(exc), "kind": kind_of(exc)}))
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader left (`chainabs period show 3 | head`): stop quietly, as cat does

@@ -12,6 +12,7 @@ from chainabs.audit import verify_deal
 from chainabs.context import Context, open_context
 from chainabs.dealfile import parse_deal_file
 from chainabs.operations import create_deal, fund, open_deal, simulate
+from chainabs.datadir import DataDir
 from chainabs.pool import create_pool, find_pool
 from chainabs.tapegen import write_tape
 
@@ -54,15 +55,14 @@ def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: in
     started = time.perf_counter()
     ctx = ctx or open_context(data_dir=data_dir)
     dealfile = parse_deal_file(DEMO_DEAL, name="demo deal")
-    tape = data_dir / "demo-tape.csv"
+    tape = DataDir(data_dir).demo_tape
     if not tape.exists():
         write_tape(tape, loans, seed, "csv")
     say(f"tape: {loans} loans in {tape}")
     report = create_pool(ctx, tape_path=tape, name=dealfile.pool.name, currency=dealfile.pool.currency,
                          decimals=dealfile.pool.decimals, eligibility=dealfile.eligibility())
     say(f"pool {report.pool}: {report.eligible} eligible loans minted, {report.outstanding_units} units outstanding")
-    deals_file = ctx.data_dir / "deals"
-    if not any(deals_file.glob("*.json")) if deals_file.exists() else True:
+    if not any(DataDir(ctx.data_dir).deal_files()):
         create_deal(ctx, dealfile=dealfile)
     handle, files = open_deal(ctx)
     investors = ctx.chain.accounts[1:6]

@@ -18,6 +18,35 @@ class BuildError(ChainabsError):
     """The contracts could not be compiled, or the artifacts are stale or missing."""
 
 
+class NotFound(ChainabsError):
+    """The request names something that does not exist: a pool, a deal, a loan, a period
+    (the API answers 404)."""
+
+
+class InvalidInput(ChainabsError):
+    """A value given by the user is malformed or out of range; the message names it (422)."""
+
+
+class Conflict(ChainabsError):
+    """The request is well formed but the state of the deal or the data dir refuses it (409)."""
+
+
+class WrongPhase(Conflict):
+    """The deal is not in the phase the operation needs (offering pending, open, closed...)."""
+
+    def __init__(self, doing: str, phase: str, wanted: str) -> None:
+        self.doing, self.phase, self.wanted = doing, phase, wanted
+        super().__init__(f"cannot {doing}: the deal's offering is {phase}, it must be {wanted}")
+
+
+class InsufficientFunds(Conflict):
+    """An account holds less cash (or fewer units) than the operation needs."""
+
+
+class NotEligible(Conflict):
+    """An investor is not eligible, or a transfer is restricted, for the operation."""
+
+
 @dataclass(frozen=True)
 class CellError:
     """One bad cell of a loan tape: 1-based line in the file (header = line 1)."""
@@ -34,7 +63,7 @@ class CellError:
         return f"line {self.line}, column {self.column!r}, value {self.value!r}: {self.reason}"
 
 
-class TapeError(ChainabsError):
+class TapeError(InvalidInput):
     """A malformed loan tape; carries every bad cell found (at least the first 1000)."""
 
     def __init__(self, errors: list[CellError], total: int | None = None) -> None:
@@ -45,7 +74,7 @@ class TapeError(ChainabsError):
         super().__init__(f"loan tape rejected: {first}{more}")
 
 
-class DealError(ChainabsError):
+class DealError(InvalidInput):
     """A bad deal file or deal parameter; the message names the field."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -54,7 +83,7 @@ class DealError(ChainabsError):
         super().__init__(f"deal file: {field}: {reason}")
 
 
-class WaterfallError(ChainabsError):
+class WaterfallError(InvalidInput):
     """A period report that breaks the deal rules (for example B1 != B0 - P - D)."""
 
 
@@ -94,6 +123,21 @@ class ReorgDetected(ChainError):
 
 class DeploymentError(ChainabsError):
     """A deployment manifest is missing, would be overwritten, or does not match the chain."""
+
+
+def kind_of(exc: ChainabsError) -> str:
+    """The family of an error, as both doors name it: the CLI's `--json` output carries it as
+    `kind` and the API maps it to a status (not_found 404, invalid_input 422, conflict 409,
+    chain 503, error 400)."""
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, InvalidInput):
+        return "invalid_input"
+    if isinstance(exc, (Conflict, ContractRevert)):
+        return "conflict"
+    if isinstance(exc, ChainError):
+        return "chain"
+    return "error"
 
 
 def _fmt(value: Any) -> str:

@@ -36,7 +36,7 @@ from chainabs.build import artifact_names, load_artifact
 from chainabs.chain import Chain, EmbeddedChain
 from chainabs.context import Context
 from chainabs.errors import ChainabsError, ReorgDetected, RpcError
-from chainabs.pool import pools_dir, read_record
+from chainabs.datadir import DataDir, DealRecord, read_json
 from chainabs.store import HEAD, BlockRow, ContractRow, EventRow, Store, TransferRow
 
 log = logging.getLogger(__name__)
@@ -300,32 +300,29 @@ def discover_contracts(ctx: Context) -> list[Watched]:
 
     for name, address in sorted(ctx.core.contracts.items()):
         add(address, name, name, core_start, str(ctx.manifest_path))
+    data = DataDir(ctx.data_dir)
     pool_starts: dict[str, int] = {}
-    for path in sorted(pools_dir(ctx.data_dir).glob("*/pool.json")):
+    for folder in data.pools():
         try:
-            record = read_record(path.parent)
+            record = folder.read_record()
         except (OSError, ValueError, TypeError) as exc:
-            log.warning("%s unreadable (%s); not indexed", path, exc)
+            log.warning("%s unreadable (%s); not indexed", folder.record_path, exc)
             continue
         if record is None or not record.address:
             continue
         start = int(record.deployment_block or core_start)
         pool_starts[record.address.lower()] = start
-        add(record.address, "LoanPool", f"{path.parent.name}/LoanPool", start, str(path))
-    for path in sorted((ctx.data_dir / "deals").glob("*.json")):
+        add(record.address, "LoanPool", f"{folder.slug}/LoanPool", start, str(folder.record_path))
+    for path in data.deal_files():
         try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            deal = DealRecord.from_json(path.stem, read_json(path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s unreadable (%s); not indexed", path, exc)
             continue
-        contracts = info.get("contracts") if isinstance(info, dict) else None
-        if not isinstance(contracts, dict):
-            continue
-        start = info.get("deployment_block")
-        if not isinstance(start, int):
-            pool = info.get("pool")
-            start = pool_starts.get(pool.lower(), core_start) if isinstance(pool, str) else core_start
-        for name, address in sorted(contracts.items()):
+        start = deal.deployment_block
+        if start is None:
+            start = pool_starts.get(deal.pool.lower(), core_start)
+        for name, address in sorted(deal.contracts.items()):
             add(address, name, f"{path.stem}/{name}", start, str(path))
     return list(found.values())
 

@@ -9,8 +9,8 @@ can resume after a restart.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,21 +20,15 @@ from eth_utils import to_checksum_address
 from web3.exceptions import Web3Exception
 
 from chainabs import deal as deals
-from chainabs import merkle
 from chainabs.context import Context
 from chainabs.dealfile import DealFile
-from chainabs.errors import ChainabsError, WaterfallError
-from chainabs.pool import PoolFiles, _write_json, find_pool, slug
+from chainabs.datadir import CommittedLoan, DataDir, DealRecord, PartialDeal, PeriodTape, period_root
+from chainabs.errors import ChainabsError, Conflict, InvalidInput, NotFound, WaterfallError
+from chainabs.pool import PoolFiles, find_pool
 from chainabs.tape import Loan
 from chainabs.waterfall import DealParams, PeriodReport, PeriodResult, run_period
 
 FAR_FUTURE = 2**39  # eligible-until for the originator's own account (fits uint40)
-
-
-def deals_dir(ctx: Context) -> Path:
-    path = ctx.data_dir / "deals"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = None) -> deals.DealHandle:
@@ -45,57 +39,56 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool_name: str | None = Non
     registering the originator, opening the offering as far as not done) instead of deploying
     another. The deal file `<slug>.json` is written last.
     """
-    files = find_pool(ctx.data_dir, pool_name or dealfile.pool.name)
+    data = DataDir(ctx.data_dir)
+    files = find_pool(data, pool_name or dealfile.pool.name)
     record = files.record
+    pool_slug = files.dir.slug
     if record.status != "filled" or not record.address:
-        raise ChainabsError(f"pool {record.name!r} is not fully minted yet: run `chainabs pool create` again")
-    path = deals_dir(ctx) / f"{slug(record.name)}.json"
-    if path.exists():
-        raise ChainabsError(f"pool {record.name!r} already has a deal ({path})")
+        raise Conflict(f"pool {record.name!r} is not fully minted yet: run `chainabs pool create` again")
+    if data.has_deal(pool_slug):
+        raise Conflict(f"pool {record.name!r} already has a deal ({data.deal_path(pool_slug)})")
     if not dealfile.has_tranches:
         raise ChainabsError("the deal file has no [deal] and [[tranches]] sections")
     params = dealfile.deal_params(record.outstanding_units)
     settlement = dealfile.pool.settlement_token
     if settlement is not None:
         check_settlement_token(ctx, settlement, decimals=dealfile.pool.decimals)
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        handle = _resume_deal(ctx, partial, params, settlement or ctx.core.contracts["SettlementToken"])
+    partial = data.read_partial_deal(pool_slug)
+    if partial is not None:
+        handle = _resume_deal(ctx, data.partial_deal_path(pool_slug), partial, params,
+                              settlement or ctx.core.contracts["SettlementToken"])
     else:
         admin = ctx.chain.accounts[0]
         handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params,
                                    roles=deals.DealRoles.single(admin), settlement=settlement, attach=False)
-        _write_json(partial, {"contracts": handle.addresses, "roles": asdict(handle.roles)})
+        data.write_partial_deal(pool_slug, PartialDeal(contracts=handle.addresses, roles=asdict(handle.roles)))
     roles = handle.roles
     deals.attach_tokens(handle)
     if not deals.is_eligible(handle, investor=roles.originator):
         deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
     if deals.phase(handle) == "pending":
         deals.open_offering(handle)
-    _write_json(path, {"name": record.name, "pool": record.address, "cutoff_day": dealfile.pool.cutoff_day,
-                       "contracts": {
-        **{k: v for k, v in handle.addresses.items() if k not in ("LoanPool", "SettlementToken")},
-    }, "roles": asdict(roles), "params": {
-        "tranches": [asdict(t) for t in params.tranches], "servicer_fee_bps": params.servicer_fee_bps,
-        "reserve_target_bps": params.reserve_target_bps, "initial_reserve": params.initial_reserve,
-        "default_trigger_bps": params.default_trigger_bps}})
-    partial.unlink(missing_ok=True)
+    data.write_deal(DealRecord(
+        slug=pool_slug, name=record.name, pool=record.address, cutoff_day=dealfile.pool.cutoff_day,
+        contracts={k: v for k, v in handle.addresses.items() if k not in ("LoanPool", "SettlementToken")},
+        roles=asdict(roles), params=params))
+    data.remove_partial_deal(pool_slug)
     return handle
 
 
-def _resume_deal(ctx: Context, partial: Path, params: DealParams, settlement: str) -> deals.DealHandle:
-    """The half-created deal recorded in `partial`, if it is on chain with these terms and
+def _resume_deal(ctx: Context, path: Path, partial: PartialDeal, params: DealParams,
+                 settlement: str) -> deals.DealHandle:
+    """The half-created deal recorded at `path`, if it is on chain with these terms and
     settles in `settlement`."""
-    info = json.loads(partial.read_text())
-    contracts = info["contracts"]
+    contracts = partial.contracts
     if not bytes(ctx.chain.w3.eth.get_code(to_checksum_address(contracts["Deal"]))):
-        raise ChainabsError(f"{partial} names a deal at {contracts['Deal']} that is not on this chain "
-                            "(a reset node?); remove the file to deploy a new one")
+        raise Conflict(f"{path} names a deal at {contracts['Deal']} that is not on this chain "
+                       "(a reset node?); remove the file to deploy a new one")
     handle = deals.load_deal(ctx.chain, deal=contracts["Deal"], exchange=contracts["TrancheExchange"],
-                             roles=deals.DealRoles(**info["roles"]))
+                             roles=deals.DealRoles(**partial.roles))
     if handle.params != params or handle.settlement.address.lower() != settlement.lower():
-        raise ChainabsError(f"{partial} is a half-created deal with other terms than this deal file; "
-                            "use that deal file, or remove the .partial file to deploy a new deal")
+        raise Conflict(f"{path} is a half-created deal with other terms than this deal file; "
+                       "use that deal file, or remove the .partial file to deploy a new deal")
     return handle
 
 
@@ -116,23 +109,22 @@ def check_settlement_token(ctx: Context, address: str, *, decimals: int) -> None
 
 def deal_cutoff_day(ctx: Context, files: PoolFiles) -> int:
     """The pool's cut-off as its deal file gave it (days since 1970-01-01)."""
-    path = deals_dir(ctx) / f"{slug(files.record.name)}.json"
-    cutoff = json.loads(path.read_text()).get("cutoff_day") if path.exists() else None
-    if not isinstance(cutoff, int):
+    record = DataDir(ctx.data_dir).read_deal(files.dir.slug)
+    cutoff = record.cutoff_day if record is not None else None
+    if cutoff is None:
         raise ChainabsError(f"the deal of pool {files.record.name!r} has no recorded cut-off date: give --cutoff")
     return cutoff
 
 
 def open_deal(ctx: Context, name: str | None = None) -> tuple[deals.DealHandle, PoolFiles]:
     """The deal of the named pool, or of the only pool in the data dir."""
-    files = find_pool(ctx.data_dir, name)
-    path = deals_dir(ctx) / f"{slug(files.record.name)}.json"
-    if not path.exists():
-        raise ChainabsError(f"pool {files.record.name!r} has no deal yet: run `chainabs deal create`")
-    info = json.loads(path.read_text())
-    roles = deals.DealRoles(**info["roles"])
-    handle = deals.load_deal(ctx.chain, deal=info["contracts"]["Deal"], exchange=info["contracts"]["TrancheExchange"],
-                             roles=roles)
+    data = DataDir(ctx.data_dir)
+    files = find_pool(data, name)
+    record = data.read_deal(files.dir.slug)
+    if record is None:
+        raise NotFound(f"pool {files.record.name!r} has no deal yet: run `chainabs deal create`")
+    roles = deals.DealRoles(**record.roles)
+    handle = deals.load_deal(ctx.chain, deal=record.deal, exchange=record.contracts["TrancheExchange"], roles=roles)
     return handle, files
 
 
@@ -156,21 +148,25 @@ def fund(ctx: Context, *, to: str, amount: int) -> None:
 
 # -- periods -----------------------------------------------------------------------------------
 
-def loans_from_rows(rows: list[list[Any]]) -> list[Loan]:
-    """The pool's committed rows as Loan records for the simulator (no borrower reference)."""
-    return [Loan(i + 2, r[0], "", r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14])
+def loans_from_rows(rows: Sequence[CommittedLoan]) -> list[Loan]:
+    """The pool's committed loans as Loan records for the simulator (no borrower reference)."""
+    return [Loan(i + 2, r.loan_id, "", r.product, r.currency, r.principal_units, r.outstanding_units, r.rate_bps,
+                 r.origination_day, r.maturity_day, r.term_months, r.repayment_type, r.status,
+                 r.funded_share_bps, r.credit_score, r.region)
             for i, r in enumerate(rows)]
 
 
-def period_root(rows: list[list[Any]], statuses: list[int], outstanding: list[int]) -> bytes:
-    """Merkle root of a period's loan-level tape: each loan's leaf with its new status and balance."""
-    leaves = []
-    for row, status, out in zip(rows, statuses, outstanding, strict=True):
-        values = list(row)
-        values[1] = bytes.fromhex(row[1][2:])
-        values[5], values[11] = out, status
-        leaves.append(merkle.leaf_from_loan_hash(merkle.hash_values(values)))
-    return merkle.MerkleTree.from_leaves(leaves).root
+def loan_level_tape(files: PoolFiles, loans: Sequence[Loan], *, source: str
+                    ) -> tuple[bytes, dict[str, list[int]]]:
+    """A period's loan-level tape (TAPE.md rows, one per pool loan, any order) as the root it
+    commits to and the statuses and balances kept for it, in the pool's loan order."""
+    by_id = {x.loan_id: x for x in loans}
+    missing = [r.loan_id for r in files.rows if r.loan_id not in by_id]
+    if missing:
+        raise InvalidInput(f"{source}: {len(missing)} pool loans missing, e.g. {missing[0]}")
+    statuses = [by_id[r.loan_id].status for r in files.rows]
+    outstanding = [by_id[r.loan_id].outstanding_units for r in files.rows]
+    return period_root(files.rows, statuses, outstanding), {"statuses": statuses, "outstanding": outstanding}
 
 
 @dataclass
@@ -193,9 +189,8 @@ def post_period(ctx: Context, handle: deals.DealHandle, files: PoolFiles, report
         fund(ctx, to=servicer, amount=collections)
     result = deals.post_report(handle, report=report, loan_root=loan_root, loan_count=loan_count)
     if tape is not None:
-        folder = files.folder / "periods"
-        folder.mkdir(exist_ok=True)
-        _write_json(folder / f"{result.period}.json", {"root": "0x" + loan_root.hex(), **tape})
+        files.dir.write_period(PeriodTape(period=result.period, root="0x" + loan_root.hex(),
+                                          statuses=list(tape["statuses"]), outstanding=list(tape["outstanding"])))
     return PostedPeriod(result=result, matches_model=result == expected)
 
 
@@ -215,10 +210,11 @@ def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, period
 
     rows = files.rows
     loans = loans_from_rows(rows)
-    state_path = deals_dir(ctx) / f"{slug(files.record.name)}-servicing.json"
+    data = DataDir(ctx.data_dir)
+    pool_slug = files.dir.slug
     onchain_period = deals.read_state(handle).period
-    if state_path.exists():
-        saved = json.loads(state_path.read_text())
+    saved = data.read_servicing(pool_slug)
+    if saved is not None:
         sim = Simulator.from_state_dict(loans, saved)
         if sim.period > onchain_period:
             sim = Simulator(loans, cutoff_day=saved["cutoff_day"], cdr=saved["cdr"], cpr=saved["cpr"],
@@ -233,18 +229,17 @@ def simulate(ctx: Context, handle: deals.DealHandle, files: PoolFiles, *, period
         started = time.perf_counter()
         outcome = sim.step()
         if outcome.period <= onchain_period:  # already posted before an interruption
-            tape_path = files.folder / "periods" / f"{outcome.period}.json"
-            if not tape_path.exists():
-                tape_path.parent.mkdir(exist_ok=True)
+            if not files.dir.period_path(outcome.period).exists():
                 root = period_root(rows, outcome.statuses, outcome.outstanding)
-                _write_json(tape_path, {"root": "0x" + root.hex(), "statuses": outcome.statuses,
-                                        "outstanding": outcome.outstanding})
+                files.dir.write_period(PeriodTape(period=outcome.period, root="0x" + root.hex(),
+                                                  statuses=list(outcome.statuses),
+                                                  outstanding=list(outcome.outstanding)))
             continue
         root = period_root(rows, outcome.statuses, outcome.outstanding)
         done = post_period(ctx, handle, files, outcome.report, loan_root=root, loan_count=len(rows),
                            tape={"statuses": outcome.statuses, "outstanding": outcome.outstanding},
                            fund_servicer=True)
-        _write_json(state_path, sim.state_dict())
+        data.write_servicing(pool_slug, sim.state_dict())
         if not done.matches_model:
             raise WaterfallError(f"period {done.result.period}: the chain's figures differ from the reference model")
         posted.append(done)

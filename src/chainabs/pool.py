@@ -11,12 +11,10 @@ the same order, so a second run mints exactly the missing ones.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,8 @@ from eth_utils import keccak
 from chainabs import merkle
 from chainabs.chain import EmbeddedChain, RawCall
 from chainabs.context import Context
-from chainabs.errors import CellError, ChainabsError, TapeError
+from chainabs.datadir import CommittedLoan, DataDir, PoolDir, PoolRecord
+from chainabs.errors import CellError, ChainabsError, Conflict, NotFound, TapeError
 from chainabs.tape import Eligibility, Loan, apply_eligibility, read_tape
 
 MINTER_ROLE = keccak(text="MINTER_ROLE")
@@ -39,25 +38,6 @@ OWNERS_SLOT = 2                 # LoanToken's ERC721 `_owners` mapping (asserted
 MINT_SELECTOR = keccak(text="mintLoans(bytes,bytes32[])")[:4]
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class PoolRecord:
-    """pool.json: what a pool folder knows about its pool on chain."""
-
-    name: str
-    currency: str
-    decimals: int
-    chain_id: int
-    tape_sha256: str
-    root: str
-    loan_count: int
-    outstanding_units: int
-    principal_units: int
-    address: str | None = None
-    deployment_block: int | None = None
-    status: str = "planned"        # planned -> deployed -> committed -> filled
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,80 +59,9 @@ class MintReport:
         return self.gas_used / self.minted_now if self.minted_now else 0.0
 
 
-MAX_POOL_NAME = 128  # as the deal file allows
-
-
-def shown_name(name: str) -> str:
-    """A pool name quoted for a message, cut to 60 characters."""
-    return repr(name) if len(name) <= 60 else repr(name[:60])[:-1] + "…'"
-
-
-def slug(name: str) -> str:
-    """The pool's folder name: its name in lower case, runs of other characters as '-'."""
-    if len(name) > MAX_POOL_NAME:
-        raise ChainabsError(f"pool name {shown_name(name)} is {len(name)} characters long, more than "
-                            f"{MAX_POOL_NAME}")
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-").lower()
-    if not cleaned:
-        raise ChainabsError(f"pool name {shown_name(name)} has no usable characters")
-    return cleaned
-
-
-def pools_dir(data_dir: Path) -> Path:
-    return data_dir / "pools"
-
-
-def pool_dir(data_dir: Path, name: str) -> Path:
-    return pools_dir(data_dir) / slug(name)
-
-
-# -- files -------------------------------------------------------------------------------------
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def load_or_create_salt(folder: Path) -> bytes:
-    """The pool's secret salt: created once with a secure random source, mode 0600."""
-    path = folder / "salt"
-    if path.exists():
-        salt = bytes.fromhex(path.read_text().strip())
-        if len(salt) != 32:
-            raise ChainabsError(f"{path} does not hold a 32-byte salt")
-        return salt
-    salt = merkle.new_pool_salt()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(salt.hex())
-        fh.flush()
-        os.fsync(fh.fileno())
-    return salt
-
-
-def read_record(folder: Path) -> PoolRecord | None:
-    path = folder / "pool.json"
-    if not path.exists():
-        return None
-    return PoolRecord(**json.loads(path.read_text()))
-
-
-def write_record(folder: Path, record: PoolRecord) -> None:
-    _write_json(folder / "pool.json", asdict(record))
-
-
-def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[list[Any]]:
-    """Each loan's 15 committed values as JSON-able rows (borrower hash, never the reference)."""
-    rows = []
-    for loan in loans:
-        values = list(merkle.loan_values(loan, salt))
-        values[1] = "0x" + values[1].hex()
-        rows.append(values)
-    return rows
+def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[CommittedLoan]:
+    """Each loan's 15 committed values (borrower hash, never the reference)."""
+    return [CommittedLoan.of(loan, salt) for loan in loans]
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -209,12 +118,12 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
     eligible, rejected = apply_eligibility(tape.loans, eligibility or Eligibility())
     if not eligible:
         raise TapeError([CellError(1, "", "", "no loan of the tape is eligible for the pool")])
-    folder = pool_dir(ctx.data_dir, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    record = read_record(folder)
+    folder = DataDir(ctx.data_dir).pool(name)
+    folder.create()
+    record = folder.read_record()
     tape_sha = hashlib.sha256(raw).hexdigest()
     if record is not None and record.tape_sha256 != tape_sha:
-        raise ChainabsError(f"pool {name!r} already exists in {folder} with a different tape")
+        raise Conflict(f"pool {name!r} already exists in {folder.folder} with a different tape")
     chain = ctx.chain
     minted = 0
     if record is not None and record.address and record.status != "planned" and _has_code(ctx, record.address):
@@ -225,7 +134,7 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
     seconds["validate"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    salt = load_or_create_salt(folder)
+    salt = folder.salt()
     pairs = merkle.commitments(eligible, salt)
     loan_hashes = [h for h, _ in pairs]
     tree = merkle.MerkleTree.from_leaves([leaf for _, leaf in pairs])
@@ -236,15 +145,15 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         record = PoolRecord(name=name, currency=tape.currency, decimals=decimals, chain_id=chain.chain_id,
                             tape_sha256=tape_sha, root=root, loan_count=len(eligible),
                             outstanding_units=outstanding, principal_units=principal)
-        _write_json(folder / "loans.json", committed_rows(eligible, salt))
-        _write_json(folder / "tree.json", tree.to_json())
-        write_record(folder, record)
+        folder.write_loans(committed_rows(eligible, salt))
+        folder.write_tree(tree)
+        folder.write_record(record)
     elif record.root != root:
         raise ChainabsError(f"pool {name!r}: recomputed root {root} differs from the recorded {record.root}")
     seconds["hash"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    pool = _ensure_deployed(ctx, record, folder)
+    pool, record = _ensure_deployed(ctx, record, folder)
     gas_used, batches = 0, 0
     size = batch_size or _batch_size(ctx)
     minted = int(chain.call(pool.functions.mintedCount()))
@@ -266,8 +175,7 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         if progress:
             progress(minted, len(eligible))
     if minted == len(eligible):
-        record.status = "filled"
-        write_record(folder, record)
+        folder.write_record(replace(record, status="filled"))
     seconds["mint"] = time.perf_counter() - started
 
     ineligible: dict[str, int] = {}
@@ -286,8 +194,9 @@ def _has_code(ctx: Context, address: str) -> bool:
     return bool(ctx.chain._rpc(lambda: bytes(ctx.chain.w3.eth.get_code(address))))
 
 
-def _ensure_deployed(ctx: Context, record: PoolRecord, folder: Path) -> Any:
-    """Deploy the pool, let it mint, and commit the tape: each step only if not yet done."""
+def _ensure_deployed(ctx: Context, record: PoolRecord, folder: PoolDir) -> tuple[Any, PoolRecord]:
+    """Deploy the pool, let it mint, and commit the tape: each step only if not yet done;
+    returns the pool contract and the record as now written."""
     chain = ctx.chain
     admin = chain.accounts[0]
     if record.address and _has_code(ctx, record.address):
@@ -296,8 +205,8 @@ def _ensure_deployed(ctx: Context, record: PoolRecord, folder: Path) -> Any:
         block = chain.block_number() + 1
         pool = chain.deploy("LoanPool", ctx.core.contracts["LoanToken"], admin, admin, record.name,
                             record.currency, sender=admin)
-        record.address, record.deployment_block, record.status = pool.address, block, "deployed"
-        write_record(folder, record)
+        record = replace(record, address=pool.address, deployment_block=block, status="deployed")
+        folder.write_record(record)
     token = chain.contract("LoanToken", ctx.core.contracts["LoanToken"])
     if not chain.call(token.functions.hasRole(MINTER_ROLE, pool.address)):
         chain.send(token.functions.grantRole(MINTER_ROLE, pool.address), sender=admin)
@@ -308,9 +217,9 @@ def _ensure_deployed(ctx: Context, record: PoolRecord, folder: Path) -> Any:
     elif "0x" + onchain_root.hex() != record.root:
         raise ChainabsError(f"pool {pool.address} is committed to root 0x{onchain_root.hex()}, not {record.root}")
     if record.status in ("planned", "deployed"):
-        record.status = "committed"
-        write_record(folder, record)
-    return pool
+        record = replace(record, status="committed")
+        folder.write_record(record)
+    return pool, record
 
 
 # -- proofs ------------------------------------------------------------------------------------
@@ -332,63 +241,54 @@ class LoanProof:
 
 
 class PoolFiles:
-    """A pool folder opened for reading: its record, committed loan rows and tree."""
+    """A pool folder opened for reading: its record, committed loans and tree, read lazily."""
 
-    def __init__(self, folder: Path) -> None:
-        record = read_record(folder)
+    def __init__(self, folder: Path | PoolDir) -> None:
+        self.dir = folder if isinstance(folder, PoolDir) else PoolDir(folder)
+        record = self.dir.read_record()
         if record is None:
-            raise ChainabsError(f"no pool in {folder}")
-        self.folder = folder
+            raise NotFound(f"no pool in {self.dir.folder}")
+        self.folder = self.dir.folder
         self.record = record
-        self._rows: list[list[Any]] | None = None
+        self._rows: list[CommittedLoan] | None = None
         self._tree: merkle.MerkleTree | None = None
         self._index: dict[str, int] | None = None
 
     @property
-    def rows(self) -> list[list[Any]]:
+    def rows(self) -> list[CommittedLoan]:
+        """The pool's committed loans, in the order they were minted."""
         if self._rows is None:
-            self._rows = json.loads((self.folder / "loans.json").read_text())
+            self._rows = self.dir.read_loans()
         return self._rows
 
     @property
     def tree(self) -> merkle.MerkleTree:
         if self._tree is None:
-            self._tree = merkle.MerkleTree.from_json(json.loads((self.folder / "tree.json").read_text()))
+            self._tree = self.dir.read_tree()
         return self._tree
 
     def index_of(self, loan_id: str) -> int:
         if self._index is None:
-            self._index = {row[0]: i for i, row in enumerate(self.rows)}
+            self._index = {row.loan_id: i for i, row in enumerate(self.rows)}
         try:
             return self._index[loan_id]
         except KeyError:
-            raise ChainabsError(f"loan {loan_id!r} is not in pool {self.record.name!r}") from None
+            raise NotFound(f"loan {loan_id!r} is not in pool {self.record.name!r}") from None
 
     def proof(self, loan_id: str) -> LoanProof:
         i = self.index_of(loan_id)
-        values = list(self.rows[i])
-        encoded = list(values)
-        encoded[1] = bytes.fromhex(values[1][2:])
-        loan_hash = merkle.hash_values(encoded)
+        row = self.rows[i]
+        loan_hash = row.loan_hash()
         leaf = merkle.leaf_from_loan_hash(loan_hash)
-        return LoanProof(loan_id=loan_id, index=i, values=values, loan_hash="0x" + loan_hash.hex(),
+        return LoanProof(loan_id=loan_id, index=i, values=list(row), loan_hash="0x" + loan_hash.hex(),
                          leaf="0x" + leaf.hex(), proof=["0x" + p.hex() for p in self.tree.proof(leaf)],
                          root=self.record.root, token_id=hex(merkle.token_id(loan_id)))
 
 
-def find_pool(data_dir: Path, name: str | None = None) -> PoolFiles:
+def find_pool(data_dir: Path | DataDir, name: str | None = None) -> PoolFiles:
     """The named pool, or the only pool of the data dir."""
-    if name is not None:
-        folder = pool_dir(data_dir, name)
-        if not (folder / "pool.json").exists():
-            raise ChainabsError(f"no pool named {shown_name(name)} in {data_dir}")
-        return PoolFiles(folder)
-    found = sorted(p.parent for p in pools_dir(data_dir).glob("*/pool.json"))
-    if not found:
-        raise ChainabsError(f"no pool in {data_dir}: run `chainabs pool create` first")
-    if len(found) > 1:
-        raise ChainabsError(f"{len(found)} pools in {data_dir}: name one with --pool")
-    return PoolFiles(found[0])
+    root = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
+    return PoolFiles(root.find_pool(name))
 
 
 def verify_proof_on_chain(ctx: Context, files: PoolFiles, proof: LoanProof) -> bool:

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chainabs.datadir import DataDir
 from chainabs.errors import ChainabsError
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-FILE_NAME = "index.sqlite"
 HEAD = "head"
 ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -146,7 +146,7 @@ class Store:
     @classmethod
     def open(cls, data_dir: str | Path, *, chain_id: int | None = None) -> Store:
         """The index of a data dir: `<data_dir>/index.sqlite`."""
-        return cls(Path(data_dir) / FILE_NAME, chain_id=chain_id)
+        return cls(DataDir(Path(data_dir)).index_path, chain_id=chain_id)
 
     # -- connections -------------------------------------------------------------------------
 

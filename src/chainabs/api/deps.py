@@ -20,9 +20,10 @@ from fastapi import Depends, Path as PathParam, Query, Request
 
 from chainabs.api.settings import Settings
 from chainabs.context import Context
-from chainabs.errors import ChainabsError
+from chainabs.datadir import DataDir, slug
+from chainabs.errors import ChainabsError, InvalidInput, NotFound
 from chainabs.indexer import Indexer
-from chainabs.pool import PoolFiles, pools_dir, read_record, slug
+from chainabs.pool import PoolFiles
 from chainabs.store import Store
 
 MAX_LIMIT = 1000
@@ -30,12 +31,7 @@ MAX_OFFSET = 10**9
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
-class NotFound(ChainabsError):
-    """The request names something that does not exist (404)."""
-
-
-class BadInput(ChainabsError):
-    """A request value is malformed (422)."""
+BadInput = InvalidInput  # the name route code has used for a malformed request value (422)
 
 
 def shown(value: str, limit: int = 80) -> str:
@@ -73,25 +69,23 @@ class PoolCatalog:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+        self.data_dir = DataDir(data_dir)
         self._entries: dict[str, PoolEntry] = {}
         self._lock = threading.Lock()
 
     def _scan(self) -> dict[str, PoolEntry]:
         with self._lock:
             found = {}
-            for path in sorted(pools_dir(self.data_dir).glob("*/pool.json")):
+            for folder in self.data_dir.pools():
                 try:
-                    stamp = path.stat().st_mtime_ns
+                    stamp = folder.record_path.stat().st_mtime_ns
                 except OSError:
                     continue
-                name = path.parent.name
+                name = folder.slug
                 entry = self._entries.get(name)
                 if entry is None or entry.stamp != stamp:
                     try:
-                        if read_record(path.parent) is None:
-                            continue
-                        entry = PoolEntry(stamp, PoolFiles(path.parent))
+                        entry = PoolEntry(stamp, PoolFiles(folder))
                     except (ChainabsError, OSError, ValueError, TypeError):
                         continue
                 found[name] = entry

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from chainabs.context import Context
+from chainabs.datadir import DataDir, DealRecord, PoolDir, read_json
 from chainabs.operations import loans_from_rows
 from chainabs.servicing import principal_split
 from chainabs.store import Store
@@ -72,32 +72,32 @@ class DealInfo:
         return sum(t.face for t in self.tranches)
 
     @classmethod
-    def from_file(cls, path: Path) -> DealInfo:
-        info = json.loads(path.read_text())
-        contracts = {k: str(v).lower() for k, v in info["contracts"].items()}
-        params = info["params"]
+    def from_record(cls, record: DealRecord, cutoff_day: int | None) -> DealInfo:
+        """Raises ValueError when the record lacks the terms or a tranche token."""
+        contracts = {k: v.lower() for k, v in record.contracts.items()}
+        if record.params is None:
+            raise ValueError(f"deal {record.slug}: no published terms")
+        params = record.params
         tranches = []
-        for k, t in enumerate(params["tranches"]):
-            address = contracts.get(f"TrancheToken:{t['symbol']}")
+        for k, t in enumerate(params.tranches):
+            address = contracts.get(f"TrancheToken:{t.symbol}")
             if address is None:
-                raise ValueError(f"{path}: no TrancheToken:{t['symbol']} among the contracts")
-            tranches.append(TrancheInfo(k, str(t["name"]), str(t["symbol"]), address, int(t["face"]),
-                                        int(t["coupon_bps"])))
-        return cls(slug=path.stem, name=str(info.get("name", path.stem)), pool=str(info["pool"]).lower(),
-                   deal=contracts["Deal"], registry=contracts.get("InvestorRegistry"),
-                   exchange=contracts.get("TrancheExchange"), tranches=tranches,
-                   servicer_fee_bps=int(params["servicer_fee_bps"]), reserve_target_bps=int(params["reserve_target_bps"]),
-                   initial_reserve=int(params["initial_reserve"]), default_trigger_bps=int(params["default_trigger_bps"]),
-                   cutoff_day=_cutoff_day(path, info))
+                raise ValueError(f"deal {record.slug}: no TrancheToken:{t.symbol} among the contracts")
+            tranches.append(TrancheInfo(k, str(t.name), str(t.symbol), address, int(t.face), int(t.coupon_bps)))
+        return cls(slug=record.slug, name=record.name, pool=record.pool.lower(), deal=contracts["Deal"],
+                   registry=contracts.get("InvestorRegistry"), exchange=contracts.get("TrancheExchange"),
+                   tranches=tranches, servicer_fee_bps=int(params.servicer_fee_bps),
+                   reserve_target_bps=int(params.reserve_target_bps), initial_reserve=int(params.initial_reserve),
+                   default_trigger_bps=int(params.default_trigger_bps), cutoff_day=cutoff_day)
 
 
-def _cutoff_day(path: Path, info: dict[str, Any]) -> int | None:
-    """The deal file's cut-off, or (deals created before it was recorded) the simulator's."""
-    if isinstance(info.get("cutoff_day"), int):
-        return int(info["cutoff_day"])
+def _cutoff_day(data: DataDir, record: DealRecord) -> int | None:
+    """The deal record's cut-off, or (deals created before it was recorded) the simulator's."""
+    if record.cutoff_day is not None:
+        return record.cutoff_day
     try:
-        saved = json.loads(path.with_name(f"{path.stem}-servicing.json").read_text())
-        return int(saved["cutoff_day"])
+        saved = data.read_servicing(record.slug)
+        return None if saved is None else int(saved["cutoff_day"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -109,20 +109,22 @@ class DealCatalog:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        self.folder = data_dir / "deals"
+        self.data = DataDir(data_dir)
         self._deals: dict[str, DealInfo] = {}
         self._lock = threading.Lock()
 
     def _scan(self) -> dict[str, DealInfo]:
         with self._lock:
             found: dict[str, DealInfo] = {}
-            for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else ():
-                if path.stem.endswith("-servicing"):
-                    continue
+            for path in self.data.deal_files():
                 try:
                     stamp = path.stat().st_mtime_ns
                     known = self._deals.get(path.stem)
-                    info = known if known is not None and known.stamp == stamp else DealInfo.from_file(path)
+                    if known is not None and known.stamp == stamp:
+                        info = known
+                    else:
+                        record = DealRecord.from_json(path.stem, read_json(path))
+                        info = DealInfo.from_record(record, _cutoff_day(self.data, record))
                 except (OSError, ValueError, KeyError, TypeError):
                     continue  # a half-written or foreign file is not a deal
                 info.stamp = stamp
@@ -349,13 +351,14 @@ def enrich_holdings(*, ctx: Context, store: Store, catalog: DealCatalog, address
     return out
 
 
-def _period_tape(deal: DealInfo, folder: Path, n: int) -> tuple[list[int], list[int]] | None:
+def _period_tape(deal: DealInfo, folder: PoolDir, n: int) -> tuple[list[int], list[int]] | None:
     """Statuses and outstanding units of period `n`'s loan-level tape, if the pool folder has it."""
     key = ("tape", n)
     if key not in deal.memo:
         try:
-            tape = json.loads((folder / "periods" / f"{n}.json").read_text())
-            deal.memo[key] = ([int(s) for s in tape["statuses"]], [int(o) for o in tape["outstanding"]])
+            tape = folder.read_period(n)
+            deal.memo[key] = None if tape is None else (
+                [int(s) for s in tape.statuses], [int(o) for o in tape.outstanding])
         except (OSError, ValueError, KeyError, TypeError):
             deal.memo[key] = None
     return deal.memo[key]  # type: ignore[no-any-return]
@@ -363,7 +366,7 @@ def _period_tape(deal: DealInfo, folder: Path, n: int) -> tuple[list[int], list[
 
 def _committed_tape(files: Any) -> tuple[list[int], list[int]]:
     """Statuses and outstanding units of the pool's loans as committed (before period 1)."""
-    return [r[11] for r in files.rows], [r[5] for r in files.rows]
+    return [r.status for r in files.rows], [r.outstanding_units for r in files.rows]
 
 
 def principal_split_of(deal: DealInfo, files: Any, n: int) -> tuple[int, int] | None:
@@ -372,8 +375,8 @@ def principal_split_of(deal: DealInfo, files: Any, n: int) -> tuple[int, int] | 
     key = ("split", n)
     if key not in deal.memo:
         value = None
-        before = _committed_tape(files) if n == 1 else _period_tape(deal, files.folder, n - 1)
-        after = _period_tape(deal, files.folder, n)
+        before = _committed_tape(files) if n == 1 else _period_tape(deal, files.dir, n - 1)
+        after = _period_tape(deal, files.dir, n)
         if deal.cutoff_day is not None and before is not None and after is not None:
             if "loans" not in deal.memo:
                 deal.memo["loans"] = loans_from_rows(files.rows)
@@ -398,7 +401,7 @@ class DealHooks:
         if deal is None:
             return None
         history = periods(store, deal)
-        tape = _period_tape(deal, files.folder, history[-1]["period"]) if history else None
+        tape = _period_tape(deal, files.dir, history[-1]["period"]) if history else None
         statuses, outstanding = tape if tape else (None, None)
         if not history:  # at closing, every loan is as committed
             statuses, outstanding = _committed_tape(files)

@@ -20,12 +20,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__, portal
-from chainabs.api.deps import AppState, BadInput, Hooks, NotFound, PoolCatalog, shown
+from chainabs.api.deps import AppState, Hooks, PoolCatalog, shown
 from chainabs.api.figures import DealCatalog, DealHooks
 from chainabs.api.routes import deals, health, investors, loans, operator, ops, pools
 from chainabs.api.settings import Settings
 from chainabs.context import Context, open_context
-from chainabs.errors import ChainabsError, ChainError, ContractRevert, DealError, TapeError
+from chainabs.errors import ChainabsError, TapeError, kind_of
 from chainabs.indexer import Indexer
 from chainabs.store import Store
 
@@ -132,17 +132,12 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     return "; ".join(parts[:MAX_SHOWN_ERRORS]) + more or "invalid request", detail
 
 
+_STATUS = {"not_found": 404, "invalid_input": 422, "conflict": 409, "chain": 503, "error": 400}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     def status_of(exc: ChainabsError) -> int:
-        if isinstance(exc, NotFound):
-            return 404
-        if isinstance(exc, (BadInput, TapeError, DealError)):
-            return 422
-        if isinstance(exc, ContractRevert):
-            return 409
-        if isinstance(exc, ChainError):
-            return 503
-        return 400
+        return _STATUS[kind_of(exc)]
 
     async def chainabs_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ChainabsError)

@@ -15,7 +15,7 @@ from chainabs.context import Context, open_context
 from chainabs.dealfile import load_deal_file
 from chainabs.errors import ChainabsError, ContractRevert
 from chainabs.operations import (
-    FAR_FUTURE, create_deal, fund, open_deal, post_period, simulate, tranche_index,
+    FAR_FUTURE, create_deal, fund, loan_level_tape, open_deal, post_period, simulate, tranche_index,
 )
 from chainabs.tape import format_day, read_tape
 from chainabs.waterfall import PeriodReport
@@ -264,17 +264,8 @@ def run_report(args: argparse.Namespace) -> int:
     handle, files = open_deal(ctx)
     report = PeriodReport(args.interest, args.principal, args.recoveries, args.defaults)
     if args.loan_tape:
-        from chainabs.operations import period_root
-
         tape = read_tape(args.loan_tape, decimals=files.record.decimals)
-        by_id = {x.loan_id: x for x in tape.loans}
-        missing = [r[0] for r in files.rows if r[0] not in by_id]
-        if missing:
-            raise ChainabsError(f"{Path(args.loan_tape).name}: {len(missing)} pool loans missing, e.g. {missing[0]}")
-        statuses = [by_id[r[0]].status for r in files.rows]
-        outstanding = [by_id[r[0]].outstanding_units for r in files.rows]
-        root = period_root(files.rows, statuses, outstanding)
-        tape_data: dict[str, Any] | None = {"statuses": statuses, "outstanding": outstanding}
+        root, tape_data = loan_level_tape(files, tape.loans, source=Path(args.loan_tape).name)
     else:
         root, tape_data = bytes(32), None
     _need_phase(handle, "closed", "post a period report")

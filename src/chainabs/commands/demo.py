@@ -15,7 +15,7 @@ from chainabs.commands.serve import base_url, listen, serve, settings_from
 from chainabs.context import open_context, resolve_data_dir
 from chainabs.demo import run_demo
 from chainabs.indexer import Indexer
-from chainabs.pool import slug
+from chainabs.datadir import slug
 from chainabs.store import Store
 
 

@@ -5,7 +5,6 @@ Loans are served as committed: the borrower appears only as its salted hash.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from chainabs import merkle
 from chainabs.api.deps import NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, shown
+from chainabs.datadir import CommittedLoan
 from chainabs.errors import ChainabsError
 from chainabs.pool import PoolFiles, verify_proof_on_chain
 from chainabs.tape import PRODUCTS, REPAYMENT_TYPES, STATUSES, format_day
@@ -69,15 +69,11 @@ class Proof(BaseModel):
     verified_on_chain: bool = Field(description="the pool contract's verifyLoan(leaf, proof)")
 
 
-def loan_view(row: list[Any], index: int) -> Loan:
-    (loan_id, borrower_hash, product, currency, principal, outstanding, rate, orig, mat,
-     term, repayment, status, share, score, region) = row  # fmt: skip
-    return Loan(index=index, token_id=hex(merkle.token_id(loan_id)), loan_id=loan_id, borrower_hash=borrower_hash,
-                product=product, product_name=PRODUCTS[product], currency=currency, principal_units=principal,
-                outstanding_units=outstanding, rate_bps=rate, origination_day=orig, origination_date=format_day(orig),
-                maturity_day=mat, maturity_date=format_day(mat), term_months=term, repayment_type=repayment,
-                repayment_type_name=REPAYMENT_TYPES[repayment], status=status, status_name=STATUSES[status],
-                funded_share_bps=share, credit_score=score, region=region)
+def loan_view(row: CommittedLoan, index: int) -> Loan:
+    return Loan(index=index, token_id=hex(merkle.token_id(row.loan_id)), **row._asdict(),
+                product_name=PRODUCTS[row.product], origination_date=format_day(row.origination_day),
+                maturity_date=format_day(row.maturity_day), repayment_type_name=REPAYMENT_TYPES[row.repayment_type],
+                status_name=STATUSES[row.status])
 
 
 def _as_of(entry: PoolEntry, period: int | None) -> tuple[list[int], list[int]] | None:
@@ -86,21 +82,19 @@ def _as_of(entry: PoolEntry, period: int | None) -> tuple[list[int], list[int]] 
         return None
     key = ("period-tape", period)
     if key not in entry.memo:
-        path = entry.files.folder / "periods" / f"{period}.json"
-        if not path.is_file():
+        tape = entry.files.dir.read_period(period)
+        if tape is None:
             raise NotFound(f"pool {entry.files.record.name!r} has no loan-level tape for period {period}")
-        tape = json.loads(path.read_text())
         if len(entry.memo) > 64:
             entry.memo.clear()
-        entry.memo[key] = ([int(x) for x in tape["statuses"]], [int(x) for x in tape["outstanding"]])
+        entry.memo[key] = ([int(x) for x in tape.statuses], [int(x) for x in tape.outstanding])
     return entry.memo[key]  # type: ignore[no-any-return]
 
 
 def _view(entry: PoolEntry, index: int, tape: tuple[list[int], list[int]] | None) -> Loan:
     row = entry.files.rows[index]
     if tape is not None:
-        row = list(row)
-        row[11], row[5] = tape[0][index], tape[1][index]
+        row = row.in_period(status=tape[0][index], outstanding_units=tape[1][index])
     return loan_view(row, index)
 
 

@@ -26,7 +26,8 @@ from chainabs.dealfile import DealFile, parse_deal_file
 from chainabs.errors import ChainabsError, WaterfallError
 from chainabs.operations import FAR_FUTURE, open_deal
 from chainabs.operations import post_period as post_period_report
-from chainabs.pool import create_pool, pool_dir, read_record
+from chainabs.datadir import DataDir
+from chainabs.pool import create_pool
 from chainabs.waterfall import PeriodReport
 
 router = APIRouter(prefix="/operator", tags=["operator"])
@@ -173,12 +174,13 @@ def create(state: StateDep, _: Operator,
     dealfile = _deal_file(deal.file.read(), deal.filename or "deal file")
     name = dealfile.pool.name
     ctx = state.ctx
-    folder = pool_dir(ctx.data_dir, name)
+    pool = DataDir(ctx.data_dir).pool(name)
+    folder = pool.folder
     raw = tape.file.read()
     suffix = Path(tape.filename or "").suffix.lower()
     with state.chain_lock:
         existed = folder.exists()
-        record = read_record(folder) if existed else None
+        record = pool.read_record() if existed else None
         if record is not None and record.status == "filled":
             raise HTTPException(409, f"pool {name!r} already exists")
         with tempfile.TemporaryDirectory(prefix="chainabs-upload-") as tmp:

@@ -8,6 +8,7 @@ defaults, triggers...) come from the `pool_figures` hook, under `deal`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from chainabs.api.deps import AppState, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+from chainabs.datadir import CommittedLoan
 from chainabs.tape import PRODUCTS, STATUSES, format_day
 
 router = APIRouter(tags=["pools"])
@@ -61,23 +63,24 @@ class PoolList(BaseModel):
     items: list[PoolSummary]
 
 
-def loan_figures(*, rows: list[list[Any]], as_of_day: int) -> dict[str, Any]:
-    """Count, balances, WAC, WAM and mix of committed loan rows (weights: outstanding units)."""
-    outstanding = sum(r[5] for r in rows)
+def loan_figures(*, rows: Sequence[CommittedLoan], as_of_day: int) -> dict[str, Any]:
+    """Count, balances, WAC, WAM and mix of committed loans (weights: outstanding units)."""
+    outstanding = sum(r.outstanding_units for r in rows)
     weight = outstanding or 1
     by_status = {name: {"count": 0, "outstanding_units": 0} for name in STATUSES}
     by_product = {name: {"count": 0, "outstanding_units": 0} for name in PRODUCTS}
     for r in rows:
-        for table, key in ((by_status, STATUSES[r[11]]), (by_product, PRODUCTS[r[2]])):
+        for table, key in ((by_status, STATUSES[r.status]), (by_product, PRODUCTS[r.product])):
             table[key]["count"] += 1
-            table[key]["outstanding_units"] += r[5]
+            table[key]["outstanding_units"] += r.outstanding_units
     return {
         "loan_count": len(rows),
-        "principal_units": sum(r[4] for r in rows),
+        "principal_units": sum(r.principal_units for r in rows),
         "outstanding_units": outstanding,
-        "wac_bps": round(sum(r[6] * r[5] for r in rows) / weight, 2),
-        "wam_months": round(sum(max(0, r[8] - as_of_day) * r[5] for r in rows) / weight / DAYS_PER_MONTH, 2),
-        "wa_original_term_months": round(sum(r[9] * r[5] for r in rows) / weight, 2),
+        "wac_bps": round(sum(r.rate_bps * r.outstanding_units for r in rows) / weight, 2),
+        "wam_months": round(sum(max(0, r.maturity_day - as_of_day) * r.outstanding_units for r in rows)
+                            / weight / DAYS_PER_MONTH, 2),
+        "wa_original_term_months": round(sum(r.term_months * r.outstanding_units for r in rows) / weight, 2),
         "as_of": format_day(as_of_day),
         "by_status": by_status,
         "by_product": by_product,

@@ -18,15 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
-
-from chainabs import deal as d  # noqa: E402
-from chainabs.chain import EmbeddedChain  # noqa: E402
-from chainabs.deploy import Manifest, deploy_core  # noqa: E402
-from chainabs.merkle import keccak256  # noqa: E402
-from chainabs.waterfall import DealParams, PeriodReport, TrancheSpec  # noqa: E402
+from chainabs import deal as d
+from chainabs.chain import EmbeddedChain
+from chainabs.deploy import Manifest, deploy_core
+from chainabs.merkle import keccak256
+from chainabs.waterfall import DealParams, PeriodReport, TrancheSpec
 
 EXAMPLE = DealParams(
     tranches=(TrancheSpec("Senior A", "ABS-A", 800_000, 400), TrancheSpec("Mezzanine B", "ABS-B", 120_000, 800),

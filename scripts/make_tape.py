@@ -11,11 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    from chainabs.tapegen import write_tape
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from chainabs.tapegen import write_tape
+from chainabs.tapegen import write_tape
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 ACCEPTED = ROOT / "security" / "slither-accepted.json"
 ERC_TARGETS = {"TrancheToken": "ERC20", "LoanToken": "ERC721"}

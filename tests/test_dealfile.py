@@ -272,3 +272,11 @@ def test_cross_field_rules_hold_for_model_validate_too() -> None:
     with pytest.raises(DealError) as info:
         DealFile.model_validate(data)
     assert info.value.field == "tranches[2].coupon_bps"
+
+
+def test_a_key_with_a_newline_is_quoted_in_the_message() -> None:
+    """Hypothesis found `pool = {"\\n" = 0}` printed a raw newline inside the one-line error."""
+    with pytest.raises(DealError) as caught:
+        parse_deal_file('pool = {"\\n" = 0}', "generated.toml")
+    assert "\n" not in str(caught.value)
+    assert caught.value.field == "pool.'\\n'"

@@ -473,10 +473,19 @@ def _deal_error(exc: ValidationError) -> DealError:
     return DealError(field, reason)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
+    """A TOML-style path to the value; a key that is not a plain bare key is quoted (as TOML
+    would quote it), so a message never carries a raw newline or control character."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        key = str(part) if _BARE_KEY.fullmatch(str(part)) else repr(str(part)[:64])
+        out += f".{key}" if out else key
     return out or "<deal>"
 
 

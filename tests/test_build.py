@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chainabs import build
+from chainabs import build, paths
 
 
 def test_committed_artifacts_match_sources() -> None:
@@ -16,7 +16,7 @@ def test_committed_artifacts_match_sources() -> None:
 
 
 def test_editing_a_contract_without_rebuilding_is_detected(tmp_path: Path) -> None:
-    shutil.copytree(build.REPO_ROOT / "contracts", tmp_path / "contracts")
+    shutil.copytree(build.checkout() / "contracts", tmp_path / "contracts")
     target = tmp_path / "contracts" / "LoanPool.sol"
     target.write_text(target.read_text() + "\n// an edit\n")
     problems = build.check_artifacts(tmp_path)
@@ -25,7 +25,7 @@ def test_editing_a_contract_without_rebuilding_is_detected(tmp_path: Path) -> No
 
 
 def test_a_new_contract_without_an_artifact_is_detected(tmp_path: Path) -> None:
-    shutil.copytree(build.REPO_ROOT / "contracts", tmp_path / "contracts")
+    shutil.copytree(build.checkout() / "contracts", tmp_path / "contracts")
     (tmp_path / "contracts" / "Extra.sol").write_text("// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\ncontract Extra {}\n")
     assert "Extra (contracts/Extra.sol) has no artifact" in build.check_artifacts(tmp_path)
 
@@ -43,7 +43,7 @@ def test_rebuilding_gives_byte_identical_artifacts(tmp_path: Path) -> None:
     names, _ = build.build(out_dir=tmp_path)
     assert sorted(names) == build.artifact_names()
     for name in names:
-        assert (tmp_path / f"{name}.json").read_bytes() == (build.ARTIFACTS_DIR / f"{name}.json").read_bytes(), name
+        assert (tmp_path / f"{name}.json").read_bytes() == (paths.artifacts() / f"{name}.json").read_bytes(), name
 
 
 def test_compiler_errors_are_reported_as_file_and_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,9 +56,10 @@ def test_compiler_errors_are_reported_as_file_and_line(monkeypatch: pytest.Monke
 def test_wasm_wrapper_speaks_solc_version_format() -> None:
     import subprocess
 
-    out = subprocess.run([str(build.WASM_WRAPPER), "--version"], capture_output=True, text=True, check=True).stdout
+    wrapper = str(build.checkout() / build.WASM_WRAPPER)
+    out = subprocess.run([wrapper, "--version"], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[1].startswith(f"Version: {build.COMPILER_VERSION}+commit.")
-    reply = subprocess.run([str(build.WASM_WRAPPER), "--standard-json"], input=json.dumps(build.standard_input(
+    reply = subprocess.run([wrapper, "--standard-json"], input=json.dumps(build.standard_input(
         {"a.sol": "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\ncontract A {}\n"})),
         capture_output=True, text=True, check=True).stdout
     assert "A" in json.loads(reply)["contracts"]["a.sol"]

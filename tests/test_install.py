@@ -99,3 +99,11 @@ def test_the_install_serves_the_portal_and_the_api(served: str) -> None:
     assert status == 200 and body
     status, body = _get(served + "/pools")
     assert status == 200 and json.loads(body)["total"] == 1
+    status, body = _get(served + "/vendor/sha3.mjs")  # from CHAINABS_NODE_MODULES: the install has no checkout
+    assert status == 200 and b"keccak" in body.lower()
+
+
+def test_the_install_compiles_only_with_a_checkout(fresh_install: FreshInstall) -> None:
+    done = fresh_install.run("build", "--check")
+    assert done.returncode == 1 and "set CHAINABS_REPO" in done.stderr and "Traceback" not in done.stderr
+    assert fresh_install.run("build", "--check", CHAINABS_REPO=str(REPO)).returncode == 0

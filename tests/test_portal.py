@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from chainabs import merkle, portal
+from chainabs import merkle, paths, portal
 from chainabs.api import Settings, create_app
 from chainabs.context import open_context
 from chainabs.demo import run_demo
@@ -155,6 +155,16 @@ def test_missing_node_modules_is_a_sentence(tmp_path: Path) -> None:
     response = TestClient(app).get("/vendor/sha3.mjs")
     assert response.status_code == 503
     assert "npm package 'js-sha3'" in response.json()["error"] and "make setup" in response.json()["error"]
+
+
+def test_an_install_without_node_modules_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(paths, "node_modules", lambda: None)  # a plain install: no checkout, no variable
+    app = FastAPI()
+    portal.mount(app)
+    client = TestClient(app)
+    response = client.get("/vendor/chart.umd.min.js")
+    assert response.status_code == 503 and "CHAINABS_NODE_MODULES" in response.json()["error"]
+    assert client.get("/").status_code == 200  # the portal's own pages are package data
 
 
 # -- pages ------------------------------------------------------------------------------------------

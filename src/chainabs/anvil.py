@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from chainabs.build import REPO_ROOT
+from chainabs import paths
 from chainabs.errors import RpcError
 
 # Anvil's well-known development keys (public test mnemonic); never use them on a real network.
@@ -22,8 +22,9 @@ DEV_KEYS = [
 
 
 def binary(name: str) -> Path:
-    local = REPO_ROOT / "node_modules" / ".bin" / name
-    if local.exists():
+    modules = paths.node_modules()
+    local = modules / ".bin" / name if modules is not None else None
+    if local is not None and local.exists():
         return local
     found = shutil.which(name)
     if found:

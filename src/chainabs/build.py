@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chainabs import paths
 from chainabs.errors import BuildError
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,7 @@ SETTINGS: dict[str, Any] = {
 }
 OUTPUT_SELECTION = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = REPO_ROOT / "node_modules"
-ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
-WASM_WRAPPER = REPO_ROOT / "tools" / "solc-wasm.js"
+WASM_WRAPPER = Path("tools", "solc-wasm.js")  # in the checkout
 
 _IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.MULTILINE)
 
@@ -49,6 +47,26 @@ class Diagnostic:
         return f"{self.location}: {self.severity}: {self.message}"
 
 
+# -- where: the checkout and node_modules (chainabs.paths) ------------------------------------------
+
+def checkout() -> Path:
+    """The source checkout that compiling reads (contracts/, tools/)."""
+    root = paths.repo()
+    if root is None:
+        raise BuildError(f"compiling needs a checkout of the chainabs repository (contracts/): run it in one, "
+                         f"or set {paths.REPO_ENV} to one")
+    return root
+
+
+def node_modules() -> Path:
+    """The npm packages compiling reads (OpenZeppelin's sources, the solc WebAssembly compiler)."""
+    found = paths.node_modules()
+    if found is None:
+        raise BuildError(f"no node_modules: run `make setup` (npm ci) in a checkout, or set "
+                         f"{paths.NODE_MODULES_ENV} to a node_modules folder")
+    return found
+
+
 # -- sources -----------------------------------------------------------------------------------
 
 def _resolve(source_unit: str, importing_unit: str | None) -> str:
@@ -59,16 +77,18 @@ def _resolve(source_unit: str, importing_unit: str | None) -> str:
     return source_unit
 
 
-def _read_unit(unit: str, root_dir: Path = REPO_ROOT) -> str:
-    for root in (root_dir, NODE_MODULES):
+def _read_unit(unit: str, root_dir: Path) -> str:
+    for root in (root_dir, node_modules()):
         candidate = root / unit
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8")
     raise BuildError(f"{unit}: import not found (looked in the repository and node_modules; run `make setup`)")
 
 
-def collect_sources(root_dir: Path = REPO_ROOT) -> dict[str, str]:
-    """Every source unit reachable from root_dir/contracts, keyed by unit name, as text."""
+def collect_sources(root_dir: Path | None = None) -> dict[str, str]:
+    """Every source unit reachable from root_dir/contracts (default: the checkout's), keyed by
+    unit name, as text."""
+    root_dir = root_dir if root_dir is not None else checkout()
     contracts_dir = root_dir / "contracts"
     roots = sorted(p.relative_to(root_dir).as_posix() for p in contracts_dir.rglob("*.sol"))
     if not roots:
@@ -127,9 +147,9 @@ def find_compiler() -> Path:
                 return binary
         except Exception:  # noqa: BLE001 - a broken or foreign binary is skipped
             continue
-    if not (NODE_MODULES / "solc").is_dir():
+    if not (node_modules() / "solc").is_dir():
         raise BuildError(f"no solc {COMPILER_VERSION} found and node_modules/solc is missing: run `make setup`")
-    return WASM_WRAPPER
+    return checkout() / WASM_WRAPPER
 
 
 def standard_input(sources: dict[str, str]) -> dict[str, Any]:
@@ -187,12 +207,14 @@ def _artifact_bytes(artifact: dict[str, Any]) -> bytes:
     return (json.dumps(artifact, indent=1, sort_keys=True) + "\n").encode()
 
 
-def build(out_dir: Path = ARTIFACTS_DIR) -> tuple[list[str], list[Diagnostic]]:
-    """Compile everything and write one artifact per deployable contract in contracts/.
+def build(out_dir: Path | None = None) -> tuple[list[str], list[Diagnostic]]:
+    """Compile everything and write one artifact per deployable contract in contracts/ into
+    `out_dir` (default: the package's artifacts, chainabs.paths.artifacts()).
 
     Returns the names written and the compiler's warnings. Artifacts for contracts that no
     longer exist are removed.
     """
+    out_dir = out_dir if out_dir is not None else paths.artifacts()
     sources = collect_sources()
     output, diagnostics = compile_all(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,18 +250,19 @@ def build(out_dir: Path = ARTIFACTS_DIR) -> tuple[list[str], list[Diagnostic]]:
 
 
 def load_artifact(name: str) -> dict[str, Any]:
-    path = ARTIFACTS_DIR / f"{name}.json"
+    path = paths.artifacts() / f"{name}.json"
     if not path.is_file():
         raise BuildError(f"no artifact for contract {name!r}: run `chainabs build`")
     return json.loads(path.read_text())
 
 
 def artifact_names() -> list[str]:
-    return sorted(p.stem for p in ARTIFACTS_DIR.glob("*.json"))
+    return sorted(p.stem for p in paths.artifacts().glob("*.json"))
 
 
-def check_artifacts(root_dir: Path = REPO_ROOT) -> list[str]:
-    """Problems that make the committed artifacts disagree with contracts/ (empty when fresh)."""
+def check_artifacts(root_dir: Path | None = None) -> list[str]:
+    """Problems that make the committed artifacts disagree with root_dir/contracts (default: the
+    checkout's); empty when fresh."""
     sources = collect_sources(root_dir)
     problems = []
     defined = {}

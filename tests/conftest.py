@@ -99,7 +99,8 @@ def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> FreshInstall:
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)],
                           capture_output=True, text=True, timeout=1200, check=False)
     if done.returncode != 0:
-        pytest.fail(f"pip install of the work tree into a fresh venv failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        pytest.fail(f"pip install of the work tree into a fresh venv failed:\n"
+                    f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
     home = root / "home"
     home.mkdir()
     return FreshInstall(venv=venv, home=home)

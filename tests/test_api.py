@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from chainabs import merkle
 from chainabs.api import Settings, create_app
 from chainabs.api.auth import hash_api_key
-from chainabs.api.deps import Hooks
+from chainabs.api.deps import DealCatalog, get_deals
 from chainabs.chain import EmbeddedChain
 from chainabs.context import Context
 from chainabs.deploy import Manifest
+from chainabs.figures import DealInfo, TrancheInfo
 from chainabs.indexer import Indexer
 from chainabs.pool import create_pool, find_pool
 from chainabs.store import Store
@@ -271,22 +272,35 @@ def test_docs_and_openapi_are_served(world: World) -> None:
         assert path in spec["paths"], path
 
 
-def test_deal_aware_hooks_enrich_pools_and_holdings(world: World) -> None:
-    seen: dict[str, Any] = {}
+def test_pools_and_holdings_show_what_the_deal_catalog_gives(world: World) -> None:
+    """A pool's `deal` and a holder's positions come from the app's deal catalog (a real deal's:
+    test_api_deal.py); a test swaps the catalog through FastAPI's dependency_overrides."""
+    tranches = [TrancheInfo(0, "Class A", "TA", "0x" + "a" * 40, 900, 500),
+                TrancheInfo(1, "Equity", "TE", "0x" + "e" * 40, 100, 0)]
+    deal = DealInfo(slug="api-pool", name="API Deal", pool=world.pool.lower(), deal="0x" + "d" * 40, registry=None,
+                    exchange=None, tranches=tranches, servicer_fee_bps=50, reserve_target_bps=100, initial_reserve=10,
+                    default_trigger_bps=500)
 
-    def pool_figures(*, ctx: Context, store: Store, files: Any) -> dict[str, Any]:
-        seen["pool"] = files.record.name
-        return {"pool_factor": 1.0}
+    class Deals(DealCatalog):
+        def for_pool(self, pool_slug: str) -> DealInfo | None:
+            return deal if pool_slug == "api-pool" else None
 
-    def holdings(*, ctx: Context, store: Store, address: str, holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**h, "claimable": "0", "eligible": True} for h in holdings]
+        def holdings(self, *, chain: Any, store: Store, address: str, holdings: list[dict[str, Any]],
+                     lock: Any) -> list[dict[str, Any]]:
+            return [{**h, "claimable": 0, "eligible": True} for h in holdings]
 
-    app = create_app(Settings(data_dir=world.ctx.data_dir), world.ctx, store=world.store,
-                     hooks=Hooks(pool_figures=pool_figures, holdings=holdings))
+    app = create_app(Settings(data_dir=world.ctx.data_dir), world.ctx, store=world.store)
+    app.dependency_overrides[get_deals] = lambda: Deals(world.ctx.data_dir)
     with TestClient(app) as client:
-        assert client.get("/pools/api-pool").json()["deal"] == {"pool_factor": 1.0} and seen["pool"] == "API Pool"
+        figures = client.get("/pools/api-pool").json()["deal"]
+        assert figures["name"] == "API Deal" and figures["periods"] == 0 and figures["pool_factor"] == 1.0
+        assert [t["symbol"] for t in figures["tranches"]] == ["TA", "TE"]
+        assert figures["overcollateralisation_units"] == 100  # the equity tranche's face
+        assert sum(b["count"] for b in figures["delinquency"].values()) == get(world, "/pools/api-pool")["loan_count"]
+        assert client.get("/pools/api-pool/tranches").json()["items"][1]["residual"] is True
         (holding,) = client.get(f"/investors/{world.investors[0]}/holdings").json()["holdings"]
-        assert holding["claimable"] == "0" and holding["eligible"] is True
+        assert holding["claimable"] == 0 and holding["eligible"] is True
+    assert get(world, "/pools/api-pool")["deal"] is None  # the app's own catalog: no deal in this data dir
 
 
 def test_odd_urls_are_4xx(world: World) -> None:

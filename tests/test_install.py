@@ -73,7 +73,8 @@ def served(fresh_install: FreshInstall, demo_dir: Path) -> Iterator[str]:
         deadline = time.monotonic() + 300
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"chainabs serve ended ({proc.returncode}):\n{proc.stdout.read()[-3000:]}")  # type: ignore[union-attr]
+                output = proc.stdout.read() if proc.stdout else ""
+                pytest.fail(f"chainabs serve ended ({proc.returncode}):\n{output[-3000:]}")
             try:
                 if _get(url + "/health")[0] == 200:
                     break

@@ -2,9 +2,12 @@
 
     main.py      create_app: wiring, error translation, body size limit
     settings.py  the CHAINABS_* settings
-    deps.py      dependencies shared by the routes (state, addresses, pools, pagination)
+    deps.py      what routes depend on: the one AppState (with the data dir's pool and deal
+                 catalogs), addresses, pagination
     auth.py      the operator bearer key
     routes/      one module per resource
+
+The figures themselves are computed in chainabs.figures, which the CLI and the audit can use.
 """
 
 from chainabs.api.main import create_app

@@ -1,15 +1,17 @@
 """What route handlers depend on: the app's state, validated path values and pagination.
 
-Routes declare these as `Annotated` aliases (`StoreDep`, `PageDep`, `AddressPath`, ...), so
-a handler's signature says what it needs and FastAPI validates the request before the handler
-runs; bad input becomes a 4xx with a sentence, never a 500.
+Routes declare these as `Annotated` aliases (`StateDep`, `DealsDep`, `PageDep`, `AddressPath`,
+...), so a handler's signature says what it needs and FastAPI validates the request before the
+handler runs; bad input becomes a 4xx with a sentence, never a 500.
+
+The app's state is one object, `AppState` (settings, chain context, index, the data dir's
+pools and deals); a test swaps a part of it with FastAPI's `app.dependency_overrides`.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,10 +20,13 @@ from typing import Annotated, Any
 from eth_utils import is_checksum_address, to_checksum_address
 from fastapi import Depends, Path as PathParam, Query, Request
 
+from chainabs import figures
 from chainabs.api.settings import Settings
+from chainabs.chain import Chain
 from chainabs.context import Context
-from chainabs.datadir import DataDir, slug
+from chainabs.datadir import DataDir, DealRecord, read_json, slug
 from chainabs.errors import ChainabsError, InvalidInput, NotFound
+from chainabs.figures import DealInfo, TrancheInfo
 from chainabs.indexer import Indexer
 from chainabs.pool import PoolFiles
 from chainabs.store import Store
@@ -37,20 +42,6 @@ BadInput = InvalidInput  # the name route code has used for a malformed request 
 def shown(value: str, limit: int = 80) -> str:
     """A user-supplied value, quoted and cut short, for an error message."""
     return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
-# -- hooks for deal-aware figures ----------------------------------------------------------------
-
-PoolFigures = Callable[..., dict[str, Any] | None]
-"""(ctx=, store=, files=) -> the deal figures of a pool (balance, factor, tranches...) or None."""
-HoldingsEnricher = Callable[..., list[dict[str, Any]]]
-"""(ctx=, store=, address=, holdings=) -> the holdings list, enriched (claimable, eligibility...)."""
-
-
-@dataclass
-class Hooks:
-    pool_figures: PoolFigures | None = None
-    holdings: HoldingsEnricher | None = None
 
 
 # -- pools of the data dir ---------------------------------------------------------------------
@@ -112,17 +103,71 @@ class PoolCatalog:
         raise NotFound(f"no pool named {shown(key)}")
 
 
+# -- deals of the data dir ---------------------------------------------------------------------
+
+class DealCatalog:
+    """The deal records of a data dir, by pool slug and by tranche token, reloaded when one
+    changes, and the figures the generic routes show of them (chainabs.figures): a pool's deal
+    figures and a holder's tranche positions.
+
+    Request values are only ever compared with the names found on disk, never made into paths.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data = DataDir(data_dir)
+        self._deals: dict[str, DealInfo] = {}
+        self._lock = threading.Lock()
+
+    def _scan(self) -> dict[str, DealInfo]:
+        with self._lock:
+            found: dict[str, DealInfo] = {}
+            for path in self.data.deal_files():
+                try:
+                    stamp = path.stat().st_mtime_ns
+                    known = self._deals.get(path.stem)
+                    if known is not None and known.stamp == stamp:
+                        info = known
+                    else:
+                        info = DealInfo.load(self.data, DealRecord.from_json(path.stem, read_json(path)))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue  # a half-written or foreign file is not a deal
+                info.stamp = stamp
+                found[path.stem] = info
+            self._deals = found
+            return found
+
+    def for_pool(self, pool_slug: str) -> DealInfo | None:
+        return self._scan().get(pool_slug)
+
+    def tranche_tokens(self) -> dict[str, tuple[DealInfo, TrancheInfo]]:
+        """{token address: (deal, tranche)} of every deal."""
+        return {t.address: (d, t) for d in self._scan().values() for t in d.tranches}
+
+    def pool_figures(self, *, store: Store, files: PoolFiles) -> dict[str, Any] | None:
+        """The deal figures of the pool (chainabs.figures.deal_figures), None without a deal."""
+        deal = self.for_pool(files.folder.name)
+        return None if deal is None else figures.pool_deal_figures(deal, store, files)
+
+    def holdings(self, *, chain: Chain, store: Store, address: str, holdings: list[dict[str, Any]],
+                 lock: threading.RLock) -> list[dict[str, Any]]:
+        """The index's holdings of `address`, tranche tokens enriched (figures.enrich_holdings)."""
+        return figures.enrich_holdings(chain=chain, store=store, tokens=self.tranche_tokens(), address=address,
+                                       holdings=holdings, lock=lock)
+
+
 # -- the app's state -----------------------------------------------------------------------------
 
 @dataclass
 class AppState:
+    """Everything the routes reach, made once by create_app."""
+
     settings: Settings
     ctx: Context
     store: Store
     indexer: Indexer
-    chain_lock: threading.RLock
+    chain_lock: threading.RLock  # every chain call of the app holds it
     pools: PoolCatalog
-    hooks: Hooks
+    deals: DealCatalog
 
 
 def get_state(request: Request) -> AppState:
@@ -130,6 +175,10 @@ def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_deals(state: StateDep) -> DealCatalog:
+    return state.deals
 
 
 def get_store(state: StateDep) -> Store:
@@ -147,6 +196,7 @@ def get_settings(state: StateDep) -> Settings:
 StoreDep = Annotated[Store, Depends(get_store)]
 ContextDep = Annotated[Context, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DealsDep = Annotated[DealCatalog, Depends(get_deals)]
 
 
 # -- validated values ----------------------------------------------------------------------------

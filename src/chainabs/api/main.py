@@ -20,8 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__, portal
-from chainabs.api.deps import AppState, Hooks, PoolCatalog, shown
-from chainabs.api.figures import DealCatalog, DealHooks
+from chainabs.api.deps import AppState, DealCatalog, PoolCatalog, shown
 from chainabs.api.routes import deals, health, investors, loans, operator, ops, pools
 from chainabs.api.settings import Settings
 from chainabs.context import Context, open_context
@@ -169,12 +168,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None, *, store: Store | None = None,
-               hooks: Hooks | None = None, run_indexer: bool = False) -> FastAPI:
+               run_indexer: bool = False) -> FastAPI:
     """The audit service over a data dir's chain, pools and index.
 
     `ctx` defaults to the context the settings describe (an existing deployment; nothing is
     deployed here); `store` to `<data_dir>/index.sqlite`. With `run_indexer` the indexer runs
-    in a thread for the app's lifetime, syncing every `settings.index_interval` seconds.
+    in a thread for the app's lifetime, syncing every `settings.index_interval` seconds. The
+    routes reach all of it through one AppState (chainabs.api.deps).
     """
     settings = settings or Settings()
     if ctx is None:
@@ -183,12 +183,8 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
         store = Store.open(ctx.data_dir, chain_id=ctx.chain.chain_id)
     lock = threading.RLock()
     indexer = Indexer(ctx, store, confirmations=settings.confirmations, lock=lock)
-    catalog = DealCatalog(ctx.data_dir)
-    if hooks is None:
-        deal_hooks = DealHooks(catalog, lock)
-        hooks = Hooks(pool_figures=deal_hooks.pool_figures, holdings=deal_hooks.holdings)
     state = AppState(settings=settings, ctx=ctx, store=store, indexer=indexer, chain_lock=lock,
-                     pools=PoolCatalog(ctx.data_dir), hooks=hooks)
+                     pools=PoolCatalog(ctx.data_dir), deals=DealCatalog(ctx.data_dir))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -205,7 +201,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
                               "answered from the chain's events. Amounts are integers in base units; "
                               "token amounts are decimal strings (uint256 exceeds JSON's safe integers).")
     app.state.chainabs = state
-    app.state.deals = catalog
     _install_error_handlers(app)
     for module in (health, pools, deals, loans, investors, operator, ops):
         app.include_router(module.router)

@@ -1,7 +1,7 @@
 """GET /pools/{pool}/tranches, /periods, /periods/{n} and /report: a deal's figures, from its events.
 
 Every number here is a field of a `PeriodReported` event as indexed (names as in waterfall.py
-and WATERFALL.md), or a sum or ratio of them; see chainabs.api.figures.
+and WATERFALL.md), or a sum or ratio of them; see chainabs.figures.
 """
 
 from __future__ import annotations
@@ -9,23 +9,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal, get_type_hints
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, create_model
 
-from chainabs.api import figures
-from chainabs.api.deps import NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+from chainabs import figures
+from chainabs.api.deps import DealCatalog, DealsDep, NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
 from chainabs.waterfall import PeriodResult, TrancheResult
 
 router = APIRouter(tags=["deals"])
 
 
-def catalog(request: Request) -> figures.DealCatalog:
-    return request.app.state.deals  # type: ignore[no-any-return]
-
-
-def deal_of(request: Request, entry: PoolEntry) -> figures.DealInfo:
-    deal = catalog(request).for_pool(entry.files.folder.name)
+def deal_of(deals: DealCatalog, entry: PoolEntry) -> figures.DealInfo:
+    """The pool's deal; called in the handler, after the request's values are validated."""
+    deal = deals.for_pool(entry.files.folder.name)
     if deal is None:
         raise NotFound(f"pool {entry.files.record.name!r} has no deal yet")
     return deal
@@ -88,9 +85,9 @@ def _period(history: list[dict[str, Any]], n: int, pool: str) -> dict[str, Any]:
 
 
 @router.get("/pools/{pool}/tranches", response_model=TrancheList, responses={404: {"description": "no such pool or deal"}})
-def list_tranches(request: Request, state: StateDep, entry: PoolEntryDep) -> TrancheList:
+def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> TrancheList:
     """Each tranche's balance, factor, coupon, unpaid interest and credit enhancement now."""
-    deal = deal_of(request, entry)
+    deal = deal_of(deals, entry)
     history = figures.periods(state.store, deal)
     return TrancheList(pool=checksum(deal.pool), deal=checksum(deal.deal),
                        period=history[-1]["period"] if history else None,
@@ -98,9 +95,9 @@ def list_tranches(request: Request, state: StateDep, entry: PoolEntryDep) -> Tra
 
 
 @router.get("/pools/{pool}/periods", response_model=PeriodPage, responses={404: {"description": "no such pool or deal"}})
-def list_periods(request: Request, state: StateDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
+def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
     """Every reported period, oldest first, with the full waterfall."""
-    deal = deal_of(request, entry)
+    deal = deal_of(deals, entry)
     history = figures.periods(state.store, deal)
     chosen = history[page.offset:page.offset + page.limit]
     return PeriodPage(pool=checksum(deal.pool), total=len(history), limit=page.limit, offset=page.offset,
@@ -109,9 +106,9 @@ def list_periods(request: Request, state: StateDep, entry: PoolEntryDep, page: P
 
 @router.get("/pools/{pool}/periods/{period}", response_model=PeriodOut,
             responses={404: {"description": "no such period"}})
-def get_period(request: Request, state: StateDep, entry: PoolEntryDep, period: PeriodNumber) -> Any:
+def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: PeriodNumber) -> Any:
     """One period: every figure of its report and waterfall."""
-    deal = deal_of(request, entry)
+    deal = deal_of(deals, entry)
     return PeriodOut(**_period(figures.periods(state.store, deal), period, entry.files.record.name))
 
 
@@ -119,13 +116,13 @@ def get_period(request: Request, state: StateDep, entry: PoolEntryDep, period: P
     200: {"content": {"application/json": {}, "text/csv": {}},
           "description": "the investor report, as JSON or long-format CSV (section, tranche, field, value)"},
     404: {"description": "no such pool, deal or period"}})
-def get_report(request: Request, state: StateDep, entry: PoolEntryDep,
+def get_report(state: StateDep, deals: DealsDep, entry: PoolEntryDep,
                period: Annotated[int | None, Query(ge=1, le=figures.MAX_PERIODS,
                                                    description="period number (default: the latest)")] = None,
                format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json") -> Any:
     """The investor report of a period: collections, waterfall, losses, excess spread,
     overcollateralisation, CPR, CDR, reserve and the trigger test."""
-    deal = deal_of(request, entry)
+    deal = deal_of(deals, entry)
     history = figures.periods(state.store, deal)
     if not history:
         raise NotFound(f"pool {entry.files.record.name!r} has no reported period yet")

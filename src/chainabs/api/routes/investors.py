@@ -1,9 +1,9 @@
 """GET /investors/{address}/holdings and /transfers: positions and their history, from the index.
 
 Holdings are the index's balances (kept in step with every Transfer event), one entry per
-indexed token the address holds: ERC-20 amounts in base units, ERC-721 token counts. A
-deal-aware `holdings` hook may enrich the list (outstanding principal, claimable, claimed,
-eligibility) without changing this route.
+indexed token the address holds: ERC-20 amounts in base units, ERC-721 token counts. Tranche
+tokens also carry the holder's position (outstanding principal, claimable, claimed,
+eligibility), from the deal catalog (chainabs.figures.enrich_holdings).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from chainabs.api.deps import AddressPath, PageDep, StateDep, checksum, parse_address
+from chainabs.api.deps import AddressPath, DealsDep, PageDep, StateDep, checksum, parse_address
 
 router = APIRouter(prefix="/investors", tags=["investors"])
 
@@ -61,14 +61,13 @@ class TransferPage(BaseModel):
 
 
 @router.get("/{address}/holdings", response_model=Holdings)
-def holdings(state: StateDep, address: AddressPath) -> Holdings:
+def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings:
     """Per indexed token, what the address holds now (as of the indexed head)."""
     store = state.store
     items: list[dict[str, Any]] = [
         {"token": checksum(b.token), "contract": b.artifact, "label": b.label, "kind": b.kind, "amount": str(b.amount)}
         for b in store.holdings(address)]
-    if state.hooks.holdings is not None:
-        items = state.hooks.holdings(ctx=state.ctx, store=store, address=address, holdings=items)
+    items = deals.holdings(chain=state.ctx.chain, store=store, address=address, holdings=items, lock=state.chain_lock)
     return Holdings(address=checksum(address), indexed_head=store.cursor(),
                     holdings=[Holding(**item) for item in items])
 

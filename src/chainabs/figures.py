@@ -1,15 +1,17 @@
-"""Deal figures for the audit API, derived from the indexed events.
+"""Deal figures: pool factor, losses, CPR/CDR, overcollateralisation, the tranches' state, the
+investor report and a holder's positions, derived from a deal's indexed events.
 
-A pool with a deal has a deal file, `<data_dir>/deals/<pool slug>.json` (written by
-`chainabs deal create`), naming its contracts and parameters. Everything that changes over the
-deal's life comes from the chain's events as indexed: `PeriodReported` carries every figure of a
-period (pool and tranches), `Transfer` the holders' units, `Claimed` the cash they took. Only
-what the events cannot say is read from the chain at request time: how much each holder can
-claim now (`claimableOf`, which depends on every distribution and transfer) and eligibility,
-which expires with time.
+A deal is known by its record (DealRecord, written by `chainabs deal create`), which names its
+contracts and terms; `DealInfo.load` reads it as these figures need it. Everything that changes
+over the deal's life comes from the chain's events as indexed: `PeriodReported` carries every
+figure of a period (pool and tranches), `Transfer` the holders' units, `Claimed` the cash they
+took. Only what the events cannot say is read from the chain when asked: how much each holder
+can claim now (`claimableOf`, which depends on every distribution and transfer) and
+eligibility, which expires with time.
 
-Ratios are given as floats for display, next to the integer figures they come from; money is
-always integers in base units, and token amounts over 2**53 are decimal strings in the routes.
+Ratios are floats for display, next to the integer figures they come from; money is always
+integers in base units. The audit API serves these figures (chainabs.api); nothing here knows
+about HTTP.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from __future__ import annotations
 import csv
 import io
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from eth_utils import to_checksum_address
 
-from chainabs.context import Context
-from chainabs.datadir import DataDir, DealRecord, PoolDir, read_json
+from chainabs.chain import Chain
+from chainabs.datadir import CommittedLoan, DataDir, DealRecord, PoolDir
 from chainabs.operations import loans_from_rows
+from chainabs.pool import PoolFiles
 from chainabs.servicing import principal_split
 from chainabs.store import Store
-from chainabs.tape import STATUSES
+from chainabs.tape import PRODUCTS, STATUSES, format_day
 from chainabs.waterfall import PeriodResult, TrancheResult
 
 BPS = 10_000
@@ -36,6 +39,7 @@ BPS = 10_000
 PERIOD_FIELDS = tuple(f.name for f in fields(PeriodResult) if f.name != "tranches")
 TRANCHE_FIELDS = tuple(f.name for f in fields(TrancheResult))
 MAX_PERIODS = 100_000
+DAYS_PER_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,9 @@ class TrancheInfo:
 
 @dataclass
 class DealInfo:
-    """A deal file, as the API needs it."""
+    """A deal record as the figures need it. `stamp` and `memo` are for a long-running reader
+    that keeps it: the record file's mtime, and what was derived from it (periods per indexed
+    head, period tapes, principal splits)."""
 
     slug: str
     name: str
@@ -90,9 +96,14 @@ class DealInfo:
                    reserve_target_bps=int(params.reserve_target_bps), initial_reserve=int(params.initial_reserve),
                    default_trigger_bps=int(params.default_trigger_bps), cutoff_day=cutoff_day)
 
+    @classmethod
+    def load(cls, data: DataDir, record: DealRecord) -> DealInfo:
+        """The deal of `record`, with its cut-off: the record's, or (deals created before it was
+        recorded) the simulator's saved state's. Raises ValueError as from_record does."""
+        return cls.from_record(record, _cutoff_day(data, record))
+
 
 def _cutoff_day(data: DataDir, record: DealRecord) -> int | None:
-    """The deal record's cut-off, or (deals created before it was recorded) the simulator's."""
     if record.cutoff_day is not None:
         return record.cutoff_day
     try:
@@ -102,42 +113,34 @@ def _cutoff_day(data: DataDir, record: DealRecord) -> int | None:
         return None
 
 
-class DealCatalog:
-    """The deal files of a data dir, by pool slug and by tranche token; reloaded when one changes.
+TrancheTokens = Mapping[str, tuple[DealInfo, TrancheInfo]]
+"""{tranche token address (lower-case): (its deal, the tranche)}, over every deal of a data dir."""
 
-    Request values are only ever compared with the names found on disk, never made into paths.
-    """
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data = DataDir(data_dir)
-        self._deals: dict[str, DealInfo] = {}
-        self._lock = threading.Lock()
+# -- a pool's loans, as committed ------------------------------------------------------------------
 
-    def _scan(self) -> dict[str, DealInfo]:
-        with self._lock:
-            found: dict[str, DealInfo] = {}
-            for path in self.data.deal_files():
-                try:
-                    stamp = path.stat().st_mtime_ns
-                    known = self._deals.get(path.stem)
-                    if known is not None and known.stamp == stamp:
-                        info = known
-                    else:
-                        record = DealRecord.from_json(path.stem, read_json(path))
-                        info = DealInfo.from_record(record, _cutoff_day(self.data, record))
-                except (OSError, ValueError, KeyError, TypeError):
-                    continue  # a half-written or foreign file is not a deal
-                info.stamp = stamp
-                found[path.stem] = info
-            self._deals = found
-            return found
-
-    def for_pool(self, pool_slug: str) -> DealInfo | None:
-        return self._scan().get(pool_slug)
-
-    def tranche_tokens(self) -> dict[str, tuple[DealInfo, TrancheInfo]]:
-        """{token address: (deal, tranche)} of every deal."""
-        return {t.address: (d, t) for d in self._scan().values() for t in d.tranches}
+def loan_figures(*, rows: Sequence[CommittedLoan], as_of_day: int) -> dict[str, Any]:
+    """Count, balances, WAC, WAM and mix of committed loans (weights: outstanding units)."""
+    outstanding = sum(r.outstanding_units for r in rows)
+    weight = outstanding or 1
+    by_status = {name: {"count": 0, "outstanding_units": 0} for name in STATUSES}
+    by_product = {name: {"count": 0, "outstanding_units": 0} for name in PRODUCTS}
+    for r in rows:
+        for table, key in ((by_status, STATUSES[r.status]), (by_product, PRODUCTS[r.product])):
+            table[key]["count"] += 1
+            table[key]["outstanding_units"] += r.outstanding_units
+    return {
+        "loan_count": len(rows),
+        "principal_units": sum(r.principal_units for r in rows),
+        "outstanding_units": outstanding,
+        "wac_bps": round(sum(r.rate_bps * r.outstanding_units for r in rows) / weight, 2),
+        "wam_months": round(sum(max(0, r.maturity_day - as_of_day) * r.outstanding_units for r in rows)
+                            / weight / DAYS_PER_MONTH, 2),
+        "wa_original_term_months": round(sum(r.term_months * r.outstanding_units for r in rows) / weight, 2),
+        "as_of": format_day(as_of_day),
+        "by_status": by_status,
+        "by_product": by_product,
+    }
 
 
 # -- periods, from PeriodReported events ----------------------------------------------------------
@@ -312,12 +315,12 @@ def report_csv(report: dict[str, Any]) -> str:
 
 # -- holdings ----------------------------------------------------------------------------------
 
-def enrich_holdings(*, ctx: Context, store: Store, catalog: DealCatalog, address: str,
+def enrich_holdings(*, chain: Chain, store: Store, tokens: TrancheTokens, address: str,
                     holdings: list[dict[str, Any]], lock: threading.RLock) -> list[dict[str, Any]]:
     """Tranche holdings gain units, outstanding principal (units x balance / face, rounded down,
     from the last PeriodReported), claimable (read from the token now), claimed (Claimed events)
-    and eligibility (the token's view of the registry, at the chain's latest block)."""
-    tokens = catalog.tranche_tokens()
+    and eligibility (the token's view of the registry, at the chain's latest block). `lock`
+    serialises the chain calls with the rest of the process."""
     held = {h["token"].lower() for h in holdings}
     # a holder who sold every unit may still have cash to claim: show those tranches too
     for token, (deal, t) in tokens.items():
@@ -334,7 +337,6 @@ def enrich_holdings(*, ctx: Context, store: Store, catalog: DealCatalog, address
         deal, t = entry
         state = tranche_state(deal, periods(store, deal))[t.index]
         units = int(h["amount"])
-        chain = ctx.chain
         token = chain.contract("TrancheToken", to_checksum_address(t.address))
         holder = to_checksum_address(address)
         with lock:
@@ -364,12 +366,12 @@ def _period_tape(deal: DealInfo, folder: PoolDir, n: int) -> tuple[list[int], li
     return deal.memo[key]  # type: ignore[no-any-return]
 
 
-def _committed_tape(files: Any) -> tuple[list[int], list[int]]:
+def _committed_tape(files: PoolFiles) -> tuple[list[int], list[int]]:
     """Statuses and outstanding units of the pool's loans as committed (before period 1)."""
     return [r.status for r in files.rows], [r.outstanding_units for r in files.rows]
 
 
-def principal_split_of(deal: DealInfo, files: Any, n: int) -> tuple[int, int] | None:
+def principal_split_of(deal: DealInfo, files: PoolFiles, n: int) -> tuple[int, int] | None:
     """Period `n`'s (scheduled, unscheduled) principal from its loan-level tape and the one
     before it (the committed rows before period 1); None without them or the cut-off."""
     key = ("split", n)
@@ -389,26 +391,13 @@ def principal_split_of(deal: DealInfo, files: Any, n: int) -> tuple[int, int] | 
     return deal.memo[key]  # type: ignore[no-any-return]
 
 
-@dataclass
-class DealHooks:
-    """The API's deal-aware hooks (chainabs.api.deps.Hooks) over a data dir's deal files."""
-
-    catalog: DealCatalog
-    lock: threading.RLock
-
-    def pool_figures(self, *, ctx: Context, store: Store, files: Any) -> dict[str, Any] | None:
-        deal = self.catalog.for_pool(files.folder.name)
-        if deal is None:
-            return None
-        history = periods(store, deal)
-        tape = _period_tape(deal, files.dir, history[-1]["period"]) if history else None
-        statuses, outstanding = tape if tape else (None, None)
-        if not history:  # at closing, every loan is as committed
-            statuses, outstanding = _committed_tape(files)
-        split = principal_split_of(deal, files, history[-1]["period"]) if history else None
-        return deal_figures(deal, history, statuses, outstanding, split)
-
-    def holdings(self, *, ctx: Context, store: Store, address: str,
-                 holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return enrich_holdings(ctx=ctx, store=store, catalog=self.catalog, address=address, holdings=holdings,
-                               lock=self.lock)
+def pool_deal_figures(deal: DealInfo, store: Store, files: PoolFiles) -> dict[str, Any]:
+    """deal_figures of the deal now: its latest period, with that period's loan-level tape for
+    the delinquency buckets and the CPR (the committed rows at closing)."""
+    history = periods(store, deal)
+    tape = _period_tape(deal, files.dir, history[-1]["period"]) if history else None
+    statuses, outstanding = tape if tape else (None, None)
+    if not history:  # at closing, every loan is as committed
+        statuses, outstanding = _committed_tape(files)
+    split = principal_split_of(deal, files, history[-1]["period"]) if history else None
+    return deal_figures(deal, history, statuses, outstanding, split)

@@ -4,6 +4,7 @@
     settings.py  the CHAINABS_* settings
     deps.py      what routes depend on: the one AppState (with the data dir's pool and deal
                  catalogs), addresses, pagination
+    models.py    response models of the deal figures, derived from the reference model
     auth.py      the operator bearer key
     routes/      one module per resource
 

@@ -6,16 +6,15 @@ and WATERFALL.md), or a sum or ratio of them; see chainabs.figures.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
 from chainabs import figures
 from chainabs.api.deps import DealCatalog, DealsDep, NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
-from chainabs.waterfall import PeriodResult, TrancheResult
+from chainabs.api.models import InvestorReport, PeriodOut, TrancheOut
 
 router = APIRouter(tags=["deals"])
 
@@ -28,42 +27,11 @@ def deal_of(deals: DealCatalog, entry: PoolEntry) -> figures.DealInfo:
     return deal
 
 
-class TrancheOut(BaseModel):
-    index: int
-    name: str
-    symbol: str
-    address: str
-    face: int
-    balance: int
-    factor: float = Field(description="balance / face")
-    coupon_bps: int
-    residual: bool
-    unpaid_interest: int
-    credit_enhancement_units: int = Field(description="pool balance + reserve - this and every senior tranche")
-    credit_enhancement_bps: int = Field(description="credit enhancement as a share of the pool balance")
-
-
 class TrancheList(BaseModel):
     pool: str
     deal: str
     period: int | None = Field(description="the figures are as of this period's report (None: at closing)")
     items: list[TrancheOut]
-
-
-def _model_fields(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A waterfall dataclass's fields as pydantic field definitions, in their order."""
-    hints = get_type_hints(cls)
-    return {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls) if f.name not in skip}
-
-
-# the period's figures under the reference model's field names (waterfall.py, WATERFALL.md)
-TranchePeriod = create_model("TranchePeriod", index=(int, ...), name=(str, ...), symbol=(str, ...),
-                             **_model_fields(TrancheResult))
-PeriodOut = create_model(
-    "PeriodOut", **_model_fields(PeriodResult, skip=("tranches",)), loan_count=(int, ...),
-    loan_root=(str, Field(description="Merkle root of the period's loan-level tape")),
-    tranches=(list[TranchePeriod], ...),  # type: ignore[valid-type]
-    block_number=(int, ...), block_hash=(str, ...), tx_hash=(str, ...))
 
 
 class PeriodPage(BaseModel):
@@ -112,7 +80,7 @@ def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: Pe
     return PeriodOut(**_period(figures.periods(state.store, deal), period, entry.files.record.name))
 
 
-@router.get("/pools/{pool}/report", responses={
+@router.get("/pools/{pool}/report", response_model=InvestorReport, responses={
     200: {"content": {"application/json": {}, "text/csv": {}},
           "description": "the investor report, as JSON or long-format CSV (section, tranche, field, value)"},
     404: {"description": "no such pool, deal or period"}})
@@ -133,4 +101,4 @@ def get_report(state: StateDep, deals: DealsDep, entry: PoolEntryDep,
         name = f"{entry.files.folder.name}-period-{n}.csv"
         return PlainTextResponse(figures.report_csv(report), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    return report
+    return InvestorReport(**report)

@@ -28,10 +28,28 @@ class Holding(BaseModel):
     amount: str = Field(description="decimal string: uint256 exceeds JSON's safe integers")
 
 
+class TrancheHolding(Holding):
+    """A tranche token held (or held before: cash left to claim), with the holder's position."""
+
+    pool: str
+    deal: str
+    tranche: str
+    symbol: str
+    tranche_index: int
+    units: str = Field(description="the amount, as tranche units (decimal string)")
+    outstanding_principal: int = Field(description="units x the tranche's balance / face, rounded down, as of "
+                                                   "the last reported period")
+    claimable: int = Field(description="cash the holder can claim now (read from the token)")
+    claimed: int = Field(description="cash claimed so far (Claimed events)")
+    eligible: bool = Field(description="eligible to hold and receive now (the registry, at the latest block)")
+    eligible_until: int = Field(description="unix time the eligibility ends")
+    frozen: bool
+
+
 class Holdings(BaseModel):
     address: str
     indexed_head: int | None = Field(description="the balances are as of this block")
-    holdings: list[Holding]
+    holdings: list[TrancheHolding | Holding]
 
 
 class TransferOut(BaseModel):
@@ -69,7 +87,8 @@ def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings
         for b in store.holdings(address)]
     items = deals.holdings(chain=state.ctx.chain, store=store, address=address, holdings=items, lock=state.chain_lock)
     return Holdings(address=checksum(address), indexed_head=store.cursor(),
-                    holdings=[Holding(**item) for item in items])
+                    holdings=[TrancheHolding(**item) if "tranche_index" in item else Holding(**item)
+                              for item in items])
 
 
 @router.get("/{address}/transfers", response_model=TransferPage, response_model_by_alias=True)

@@ -9,23 +9,19 @@ tranches, defaults, triggers...) are the deal catalog's (chainabs.figures), unde
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from chainabs import figures
 from chainabs.api.deps import AppState, DealCatalog, DealsDep, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+from chainabs.api.models import Bucket, DealFigures
 
 router = APIRouter(tags=["pools"])
 
 MEMO_DATES = 16
 _EPOCH = date(1970, 1, 1).toordinal()
-
-
-class Bucket(BaseModel):
-    count: int
-    outstanding_units: int
 
 
 class PoolSummary(BaseModel):
@@ -50,7 +46,7 @@ class PoolSummary(BaseModel):
     as_of: str = Field(description="the date WAM is computed at: `?as_of=` or the chain's latest block")
     by_status: dict[str, Bucket]
     by_product: dict[str, Bucket]
-    deal: dict[str, Any] | None = Field(None, description="deal figures, when the pool has a deal")
+    deal: DealFigures | None = Field(None, description="deal figures, when the pool has a deal")
 
 
 class PoolList(BaseModel):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from chainabs import cli
 from chainabs import tape as tape_module
+from chainabs.tape import cells as tape_cells
 from chainabs.errors import CellError, TapeError
 from chainabs.tape import (COLUMNS, PRODUCTS, REPAYMENT_TYPES, STATUSES, Eligibility, Loan,
                            apply_eligibility, parse_date, parse_tape, read_tape,
@@ -106,7 +107,7 @@ def test_cell_error(cells: dict[str, str], column: str, reason: str) -> None:
     error = only_error(data)
     assert (error.line, error.column) == (4, column)
     assert reason in error.reason
-    assert error.value == tape_module._show(cells[column].strip())
+    assert error.value == tape_cells._show(cells[column].strip())
 
 
 def test_same_errors_from_jsonl() -> None:
@@ -412,15 +413,15 @@ def test_fast_path_agrees_with_cell_by_cell_checks(cells: dict[str, str]) -> Non
     data = csv_bytes([row(1), row(2, **cells)])
 
     def outcome(slow_only: bool) -> object:
-        original = tape_module._Checker._fast
+        original = tape_cells._Checker._fast
         if slow_only:
-            tape_module._Checker._fast = lambda self, line, raw: None  # type: ignore[method-assign]
+            tape_cells._Checker._fast = lambda self, line, raw: None  # type: ignore[method-assign]
         try:
             return parse_tape(data).loans
         except TapeError as exc:
             return exc.errors
         finally:
-            tape_module._Checker._fast = original  # type: ignore[method-assign]
+            tape_cells._Checker._fast = original  # type: ignore[method-assign]
 
     assert outcome(slow_only=False) == outcome(slow_only=True)
 

@@ -39,8 +39,8 @@ def naive_gas_per_loan(chain, loans: int = 50) -> float:
 
 
 def bench_mint(args: argparse.Namespace) -> dict:
-    from chainabs.anvil import DEV_KEYS, Anvil
     from chainabs.chain import EmbeddedChain, RpcChain
+    from chainabs.chain.anvil import DEV_KEYS, Anvil
     from chainabs.context import Context
     from chainabs.deploy import deploy_core
     from chainabs.tape import Eligibility

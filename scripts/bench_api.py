@@ -95,7 +95,7 @@ class _Server:
     def __init__(self, app: Any) -> None:
         import uvicorn
 
-        from chainabs.anvil import free_port
+        from chainabs.chain.anvil import free_port
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",

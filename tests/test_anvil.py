@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from chainabs import merkle
-from chainabs.anvil import DEV_KEYS, Anvil, binary
 from chainabs.chain import RpcChain
+from chainabs.chain.anvil import DEV_KEYS, Anvil, binary
 from chainabs.cli import main
 from chainabs.deploy import deploy_core, verify_code
 from chainabs.errors import ContractRevert, RpcError, WrongChain

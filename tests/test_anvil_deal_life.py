@@ -15,7 +15,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from chainabs import merkle
-from chainabs.anvil import DEV_KEYS, Anvil, binary
+from chainabs.chain.anvil import DEV_KEYS, Anvil, binary
 from chainabs.api.main import create_app
 from chainabs.api.settings import Settings
 from chainabs.cli import main

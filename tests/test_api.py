@@ -348,7 +348,7 @@ def test_serve_runs_the_api_with_the_indexer_and_never_prints_the_key(tmp_path: 
 
     import httpx
 
-    from chainabs.anvil import free_port
+    from chainabs.chain.anvil import free_port
     from chainabs.context import open_context
 
     data = tmp_path / "served"

@@ -83,7 +83,7 @@ def test_demo_serves_the_deal_it_ran_until_interrupted(tmp_path: Path) -> None:
 
     import httpx
 
-    from chainabs.anvil import free_port
+    from chainabs.chain.anvil import free_port
 
     data, port = tmp_path / "served-demo", free_port()
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"

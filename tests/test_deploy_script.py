@@ -14,8 +14,8 @@ from types import ModuleType
 import pytest
 from eth_account import Account
 
-from chainabs.anvil import DEV_KEYS, Anvil
 from chainabs.chain import RpcChain
+from chainabs.chain.anvil import DEV_KEYS, Anvil
 from chainabs.cli import main as cli
 from chainabs.deploy import artifact_code_hash, verify_code
 from chainabs.errors import DeploymentError

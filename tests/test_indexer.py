@@ -14,11 +14,12 @@ import pytest
 from eth_utils import to_checksum_address
 
 from chainabs import cli
-from chainabs.chain import EmbeddedChain
+from chainabs.chain import EmbeddedChain, EmbeddedSource, RawLog
+from chainabs.chain.abi import event_specs
 from chainabs.context import Context, open_context
 from chainabs.deploy import Manifest
 from chainabs.errors import RpcError
-from chainabs.indexer import EmbeddedSource, Indexer, RawLog, contracts_for, event_specs
+from chainabs.indexer import Indexer, contracts_for
 from chainabs.pool import create_pool
 from chainabs.store import Store
 from chainabs.tapegen import write_tape
@@ -408,10 +409,9 @@ def test_cli_index_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tape_40
 @pytest.mark.anvil
 def test_the_same_indexing_against_a_node_through_json_rpc(tmp_path: Path) -> None:
     """The RPC log source on Anvil: events, balances, a reorg (evm_revert), a refused range."""
-    from chainabs.anvil import DEV_KEYS, Anvil
-    from chainabs.chain import RpcChain
+    from chainabs.chain import RpcChain, RpcSource
+    from chainabs.chain.anvil import DEV_KEYS, Anvil
     from chainabs.deploy import deploy_core
-    from chainabs.indexer import RpcSource
 
     with Anvil() as node:
         chain = RpcChain(node.url, keys=DEV_KEYS[:3])

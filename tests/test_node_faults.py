@@ -38,12 +38,12 @@ from eth_utils import keccak
 
 from chainabs import deal as deals
 from chainabs import merkle
-from chainabs.anvil import DEV_KEYS, Anvil
-from chainabs.chain import RpcChain
+from chainabs.chain import RpcChain, RpcSource
+from chainabs.chain.anvil import DEV_KEYS, Anvil
 from chainabs.cli import main
 from chainabs.context import open_context
 from chainabs.errors import ChainabsError
-from chainabs.indexer import Indexer, RpcSource
+from chainabs.indexer import Indexer
 from chainabs.operations import loans_from_rows, open_deal, period_root
 from chainabs.pool import find_pool
 from chainabs.servicing import Simulator

@@ -26,7 +26,7 @@ import httpx
 from eth_utils import to_checksum_address
 
 from chainabs import deal as deals
-from chainabs.anvil import free_port
+from chainabs.chain.anvil import free_port
 from chainabs.cli import main
 from chainabs.context import open_context
 from chainabs.demo import run_demo

@@ -48,10 +48,11 @@ from eth_utils import collapse_if_tuple, to_checksum_address
 from chainabs import deal as deals
 from chainabs import merkle
 from chainabs.build import load_artifact
-from chainabs.chain import Chain
+from chainabs.chain import Chain, LogSource, RawLog
+from chainabs.chain.abi import event_specs
 from chainabs.context import Context
 from chainabs.errors import ChainabsError, WaterfallError
-from chainabs.indexer import DEFAULT_RANGE, LogSource, RawLog, contracts_for, event_specs, log_source
+from chainabs.indexer import DEFAULT_RANGE, contracts_for
 from chainabs.datadir import INDEX_FILE, DataDir, period_root
 from chainabs.operations import open_deal
 from chainabs.pool import PoolFiles
@@ -183,7 +184,7 @@ def read_deal_events(handle: deals.DealHandle, files: PoolFiles, *, head: int | 
                      max_range: int = DEFAULT_RANGE) -> DealEvents:
     started = time.perf_counter()
     chain = handle.chain
-    source = log_source(chain)
+    source = chain.log_source()
     head = source.head() if head is None else head
     start = int(files.record.deployment_block or 0)
     pool = handle.pool.lower()

@@ -14,9 +14,9 @@ by bisecting the stored block hashes, everything after it is removed in one tran
 (`Store.rollback_to`) and the range is read again. Only blocks at least `confirmations` deep
 are read.
 
-Two log sources sit behind one interface: a JSON-RPC node (raw `eth_getLogs`, parsed here
-without web3's per-log formatting) and the embedded chain (receipts read straight from
-py-evm: about six times faster than eth-tester's `get_logs`).
+The logs come from the chain's own log source (`Chain.log_source()`): raw `eth_getLogs` on a
+node, receipts read straight from py-evm on the embedded chain; both decoded here by the
+artifacts' event tables (`chainabs.chain.abi`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, is_address
+from eth_utils import is_address
 
 from chainabs.build import artifact_names, load_artifact
-from chainabs.chain import Chain, EmbeddedChain
+from chainabs.chain import Chain, LogSource, RawLog
+from chainabs.chain.abi import event_specs, token_kind
 from chainabs.context import Context
 from chainabs.errors import ChainabsError, ReorgDetected, RpcError
 from chainabs.datadir import DataDir, DealRecord, read_json
@@ -43,225 +43,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RANGE = 2_000
 GROW_AFTER = 3            # successful pages before the range doubles again
-MAX_JSON_INT = 2**53      # larger integers are stored in args_json as decimal strings
-
-# (block_number, block_hash, tx_hash, log_index, address, topics, data); hashes and address
-# are lower-case 0x-hex, topics 32-byte strings.
-RawLog = tuple[int, str, str, int, str, Sequence[bytes], bytes]
-
-
-# -- log sources -------------------------------------------------------------------------------
-
-class LogSource(Protocol):
-    def head(self) -> int: ...
-    def block(self, number: int) -> tuple[str, str] | None:
-        """(hash, parent hash) of a canonical block, None when the chain has no such block."""
-    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]: ...
-
-
-class RpcSource:
-    """A JSON-RPC node; every failure becomes RpcError (which makes the indexer shrink its range)."""
-
-    def __init__(self, chain: Chain) -> None:
-        self.provider = chain.w3.provider
-        self.url = getattr(chain, "url", "the node")
-
-    def _request(self, method: str, params: list[Any]) -> Any:
-        import requests
-
-        try:
-            response = self.provider.make_request(method, params)  # type: ignore[arg-type]
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise RpcError(f"{method} failed: node at {self.url} unreachable: {exc.__class__.__name__}") from None
-        except Exception as exc:  # noqa: BLE001 - transport errors of any provider
-            raise RpcError(f"{method} failed: {exc.__class__.__name__}: {exc}") from None
-        error = response.get("error")
-        if error:
-            message = error.get("message", error) if isinstance(error, dict) else error
-            raise RpcError(f"node refused {method}: {message}")
-        return response.get("result")
-
-    def head(self) -> int:
-        return int(self._request("eth_blockNumber", []), 16)
-
-    def block(self, number: int) -> tuple[str, str] | None:
-        found = self._request("eth_getBlockByNumber", [hex(number), False])
-        return None if not found else (found["hash"].lower(), found["parentHash"].lower())
-
-    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]:
-        result = self._request("eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": hex(to_block),
-                                                "address": list(addresses)}])
-        try:
-            return [(int(x["blockNumber"], 16), x["blockHash"].lower(), x["transactionHash"].lower(),
-                     int(x["logIndex"], 16), x["address"].lower(), [bytes.fromhex(t[2:]) for t in x["topics"]],
-                     bytes.fromhex(x["data"][2:]))
-                    for x in result if not x.get("removed")]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RpcError(f"node answered eth_getLogs with a malformed log: {exc}") from None
-
-
-class EmbeddedSource:
-    """The embedded chain's receipts, read from py-evm's database."""
-
-    def __init__(self, chain: EmbeddedChain) -> None:
-        self.backend = chain.backend
-
-    def head(self) -> int:
-        return int(self.backend.chain.get_canonical_head().block_number)
-
-    def block(self, number: int) -> tuple[str, str] | None:
-        from eth.exceptions import HeaderNotFound
-
-        if not 0 <= number <= self.head():  # after a revert py-evm still maps higher numbers
-            return None
-        try:
-            header = self.backend.chain.get_canonical_block_header_by_number(number)
-        except HeaderNotFound:
-            return None
-        return "0x" + header.hash.hex(), "0x" + header.parent_hash.hex()
-
-    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]:
-        chain = self.backend.chain
-        wanted = {bytes.fromhex(a[2:]) for a in addresses}
-        out: list[RawLog] = []
-        append = out.append
-        head = min(to_block, self.head())
-        for number in range(max(from_block, 0), head + 1):
-            header = chain.get_canonical_block_header_by_number(number)
-            receipts = chain.chaindb.get_receipts(header, chain.get_vm_class(header).get_receipt_builder())
-            if not any(lg.address in wanted for r in receipts for lg in r.logs):
-                continue
-            block_hash = "0x" + header.hash.hex()
-            transactions = chain.get_canonical_block_by_number(number).transactions
-            index = 0
-            for i, receipt in enumerate(receipts):
-                tx_hash = None
-                for lg in receipt.logs:
-                    if lg.address in wanted:
-                        if tx_hash is None:
-                            tx_hash = "0x" + transactions[i].hash.hex()
-                        append((number, block_hash, tx_hash, index, "0x" + lg.address.hex(),
-                                [t.to_bytes(32, "big") for t in lg.topics], lg.data))
-                    index += 1
-        return out
-
-
-def log_source(chain: Chain) -> LogSource:
-    return EmbeddedSource(chain) if isinstance(chain, EmbeddedChain) else RpcSource(chain)
-
-
-# -- decoding ----------------------------------------------------------------------------------
-
-Convert = Callable[[Any], Any]
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _abi_type(param: Mapping[str, Any]) -> str:
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + kind[5:]
-    return kind
-
-
-def _value_converter(param: Mapping[str, Any], kind: str | None = None) -> Convert:
-    """JSON-able form of an ABI-decoded value: addresses lower-case, bytes 0x-hex, structs as dicts."""
-    kind = kind if kind is not None else str(param["type"])
-    if kind.endswith("]"):
-        inner = _value_converter(param, kind[:kind.rindex("[")])
-        return (lambda v: list(v)) if inner is _identity else (lambda v: [inner(x) for x in v])
-    if kind == "tuple":
-        parts = [(c.get("name") or f"arg{i}", _value_converter(c)) for i, c in enumerate(param["components"])]
-        return lambda v: {name: conv(x) for (name, conv), x in zip(parts, v, strict=True)}
-    if kind == "address":
-        return lambda v: v.lower()
-    if kind.startswith("bytes"):
-        return lambda v: "0x" + bytes(v).hex()
-    if kind.startswith(("uint", "int")):
-        return json_int
-    return _identity
-
-
-def json_int(value: int) -> int | str:
-    """An integer as JSON clients can read it exactly: beyond 2**53 (JavaScript's exact range)
-    it is a decimal string."""
-    return value if -MAX_JSON_INT <= value <= MAX_JSON_INT else str(value)
-
-
-def _topic_converter(param: Mapping[str, Any]) -> Convert:
-    """An indexed value from its topic; dynamic types are stored as their hash (0x-hex)."""
-    kind = str(param["type"])
-    if kind == "address":
-        return lambda t: "0x" + t[12:].hex()
-    if kind.startswith("uint"):
-        return lambda t: json_int(int.from_bytes(t, "big"))
-    if kind.startswith("int"):
-        return lambda t: json_int(int.from_bytes(t, "big", signed=True))
-    if kind == "bool":
-        return lambda t: t[-1] != 0
-    if kind.startswith("bytes") and kind != "bytes" and not kind.endswith("]"):
-        size = int(kind[5:])
-        return lambda t: "0x" + t[:size].hex()
-    return lambda t: "0x" + t.hex()
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    name: str
-    topics: tuple[tuple[str, Convert], ...]       # indexed inputs after topic0
-    data_names: tuple[str, ...]
-    data_types: tuple[str, ...]
-    data_converters: tuple[Convert, ...]
-    transfer: str | None                          # "erc20" or "erc721" for a standard Transfer
-
-    def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
-        if len(topics) != len(self.topics) + 1:
-            raise ValueError(f"{self.name}: {len(topics)} topics, expected {len(self.topics) + 1}")
-        args = {name: conv(t) for (name, conv), t in zip(self.topics, topics[1:], strict=True)}
-        if self.data_types:
-            values = abi_decode(self.data_types, data)
-            for name, conv, value in zip(self.data_names, self.data_converters, values, strict=True):
-                args[name] = conv(value)
-        return args
-
-
-def _transfer_kind(event: Mapping[str, Any]) -> str | None:
-    shape = [(p["type"], p["indexed"]) for p in event["inputs"]]
-    if event["name"] != "Transfer":
-        return None
-    if shape == [("address", True), ("address", True), ("uint256", False)]:
-        return "erc20"
-    if shape == [("address", True), ("address", True), ("uint256", True)]:
-        return "erc721"
-    return None
-
-
-_SPECS: dict[str, dict[bytes, EventSpec]] = {}
-
-
-def event_specs(artifact: str) -> dict[bytes, EventSpec]:
-    """topic0 -> decoder for every non-anonymous event of an artifact's ABI."""
-    if artifact not in _SPECS:
-        specs = {}
-        for item in load_artifact(artifact)["abi"]:
-            if item["type"] != "event" or item.get("anonymous"):
-                continue
-            named = [(p.get("name") or f"arg{i}", p) for i, p in enumerate(item["inputs"])]
-            indexed = tuple((n, _topic_converter(p)) for n, p in named if p["indexed"])
-            data = [(n, p) for n, p in named if not p["indexed"]]
-            specs[event_abi_to_log_topic(item)] = EventSpec(
-                name=item["name"], topics=indexed, data_names=tuple(n for n, _ in data),
-                data_types=tuple(_abi_type(p) for _, p in data),
-                data_converters=tuple(_value_converter(p) for _, p in data), transfer=_transfer_kind(item))
-        _SPECS[artifact] = specs
-    return _SPECS[artifact]
-
-
-def token_kind(artifact: str) -> str:
-    kinds = {s.transfer for s in event_specs(artifact).values() if s.transfer}
-    return kinds.pop() if len(kinds) == 1 else "other"
 
 
 # -- what to index -----------------------------------------------------------------------------
@@ -379,7 +160,7 @@ class Indexer:
         self.ctx = source if isinstance(source, Context) else None
         self.chain: Chain = source.chain if isinstance(source, Context) else source
         self.store = store
-        self.source: LogSource = log_source(self.chain)
+        self.source: LogSource = self.chain.log_source()
         self.extra = dict(contracts or {})
         self.confirmations = confirmations
         self.max_range = max_range

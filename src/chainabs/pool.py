@@ -18,12 +18,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from chainabs import merkle
-from chainabs.chain import EmbeddedChain, RawCall
+from chainabs.chain import RawCall, SetProbe
 from chainabs.context import Context
 from chainabs.datadir import CommittedLoan, DataDir, PoolDir, PoolRecord
 from chainabs.errors import CellError, ChainabsError, Conflict, NotFound, TapeError
@@ -68,25 +67,9 @@ def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[CommittedLoan]:
 
 def _check_not_tokenised(ctx: Context, loans: Sequence[Loan]) -> None:
     """A loan id already tokenised anywhere on this chain is a tape error."""
-    address = ctx.core.contracts["LoanToken"]
-    errors: list[CellError] = []
-    if isinstance(ctx.chain, EmbeddedChain):
-        read = ctx.chain.storage_reader(address)
-        owners_slot = OWNERS_SLOT.to_bytes(32, "big")
-        errors = [CellError(x.line, "loan_id", x.loan_id, "already tokenised on chain")
-                  for x in loans
-                  if read(int.from_bytes(keccak(merkle.token_id(x.loan_id).to_bytes(32, "big") + owners_slot), "big"))]
-        if errors:
-            raise TapeError(errors[:1000], len(errors))
-        return
-    selector = keccak(text="tokenised(uint256[])")[:4]
-    for start in range(0, len(loans), CHECK_CHUNK):
-        chunk = loans[start:start + CHECK_CHUNK]
-        data = selector + abi_encode(["uint256[]"], [[merkle.token_id(x.loan_id) for x in chunk]])
-        reply = ctx.chain._rpc(lambda: ctx.chain.w3.eth.call({"to": address, "data": data}))
-        (found,) = abi_decode(["uint256[]"], bytes(reply))
-        errors.extend(CellError(chunk[i].line, "loan_id", chunk[i].loan_id, "already tokenised on chain")
-                      for i in found)
+    probe = SetProbe(ctx.core.contracts["LoanToken"], OWNERS_SLOT, "tokenised(uint256[])", CHECK_CHUNK)
+    found = ctx.chain.members(probe, [merkle.token_id(x.loan_id) for x in loans])
+    errors = [CellError(loans[i].line, "loan_id", loans[i].loan_id, "already tokenised on chain") for i in found]
     if errors:
         raise TapeError(errors[:1000], len(errors))
 

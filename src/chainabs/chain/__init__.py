@@ -1,6 +1,6 @@
 """Connect to a chain: the embedded eth-tester (py-evm) chain or any JSON-RPC node.
 
-    base.py      the interface (`Chain`), `Sent`, `RawCall`, `LogSource`
+    base.py      the interface (`Chain`), `Sent`, `RawCall`, `LogSource`, `SetProbe`
     abi.py       custom errors and event logs decoded from the committed artifacts
     embedded.py  `EmbeddedChain` and its py-evm log source
     journal.py   the embedded chain's durability: an fsynced journal replayed at start
@@ -21,6 +21,7 @@ from chainabs.chain.base import (
     RawCall,
     RawLog,
     Sent,
+    SetProbe,
     StorageReader,
 )
 from chainabs.chain.embedded import (
@@ -35,7 +36,7 @@ from chainabs.chain.rpc import KEY_ENV, RpcChain, RpcSource
 __all__ = [
     "DEFAULT_TIP", "EMBEDDED_ACCOUNTS", "EMBEDDED_BALANCE", "EMBEDDED_GAS_LIMIT", "GWEI", "KEY_ENV",
     "Chain", "EmbeddedChain", "EmbeddedSource", "LogSource", "RawCall", "RawLog", "RpcChain", "RpcSource",
-    "Sent", "StorageReader", "connect", "decode_revert", "error_table",
+    "Sent", "SetProbe", "StorageReader", "connect", "decode_revert", "error_table",
 ]
 
 

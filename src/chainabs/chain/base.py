@@ -6,8 +6,8 @@ per-account lock, a wait for the receipt) and turn any revert into `ContractReve
 decoded custom error. Transactions are signed here with eth-account on both backends, so the
 embedded chain sees exactly the bytes a real node would.
 
-Each backend supplies snapshots, mining and a log source; callers ask the chain, never which
-chain it is.
+Each backend supplies snapshots, mining and a log source, and may replace the generic storage
+reads with faster ones; callers ask the chain, never which chain it is.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -57,6 +60,21 @@ class LogSource(Protocol):
         """(hash, parent hash) of a canonical block, None when the chain has no such block."""
 
     def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[RawLog]: ...
+
+
+@dataclass(frozen=True)
+class SetProbe:
+    """A set kept by a contract as a `mapping(uint256 => ...)` whose non-zero entries are its
+    members, and the view that asks about many keys at once.
+
+    The two answer the same question: reading the mapping's storage slot by slot (cheap where
+    storage is local) or calling `view`, a `(uint256[]) returns (uint256[])` function giving the
+    indices of the keys that are members, with `chunk` keys per call (one round trip each)."""
+
+    address: str
+    slot: int
+    view: str
+    chunk: int
 
 
 def revert_from(exc: ContractLogicError) -> ContractRevert:
@@ -141,6 +159,24 @@ class Chain(ABC):
     @abstractmethod
     def log_source(self) -> LogSource:
         """The fastest way this backend has to read raw logs and block hashes."""
+
+    def storage_reader(self, address: str) -> StorageReader:
+        """Read a contract's storage slots: generically one `eth_getStorageAt` per slot."""
+        checksum = to_checksum_address(address)
+        return lambda slot: int.from_bytes(self._rpc(lambda: self.w3.eth.get_storage_at(checksum, slot)), "big")
+
+    def members(self, probe: SetProbe, keys: Sequence[int]) -> list[int]:
+        """Indices into `keys` of the set's members, ascending: generically by the probe's view,
+        one call per chunk of keys (a node answers one call far sooner than as many slot reads)."""
+        selector = keccak(text=probe.view)[:4]
+        found: list[int] = []
+        for start in range(0, len(keys), probe.chunk):
+            chunk = list(keys[start:start + probe.chunk])
+            data = selector + abi_encode(["uint256[]"], [chunk])
+            reply = self._rpc(partial(self.w3.eth.call, {"to": probe.address, "data": data}))
+            (indices,) = abi_decode(["uint256[]"], bytes(reply))
+            found.extend(start + int(i) for i in indices)
+        return found
 
     def _as_revert(self, exc: BaseException) -> ContractRevert | None:
         """The revert an exception of this backend reports, None when it is not a revert."""

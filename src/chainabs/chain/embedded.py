@@ -21,7 +21,7 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from chainabs.chain.abi import decode_revert
-from chainabs.chain.base import GWEI, Chain, RawLog, StorageReader
+from chainabs.chain.base import GWEI, Chain, RawLog, SetProbe, StorageReader
 from chainabs.chain.journal import Journal
 from chainabs.errors import ContractRevert
 
@@ -184,6 +184,12 @@ class EmbeddedChain(Chain):
         state = self.backend.chain.get_vm().state
         canonical = to_canonical_address(address)
         return lambda slot: int(state.get_storage(canonical, slot))
+
+    def members(self, probe: SetProbe, keys: Sequence[int]) -> list[int]:
+        """The set's members read from the mapping's slots (`keccak(key . slot)`), not by the view."""
+        read = self.storage_reader(probe.address)
+        slot = probe.slot.to_bytes(32, "big")
+        return [i for i, key in enumerate(keys) if read(int.from_bytes(keccak(key.to_bytes(32, "big") + slot), "big"))]
 
     def log_source(self) -> EmbeddedSource:
         return EmbeddedSource(self)

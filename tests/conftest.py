@@ -1,5 +1,6 @@
-"""Chain fixtures: one embedded chain per session, deployed once, reverted after every test;
-and `fresh_install`, chainabs installed as a user installs it, once per session."""
+"""Chain fixtures: one embedded chain per session, deployed once, reverted after every test; the
+one Anvil node fixture of the tests marked `anvil`; and `fresh_install`, chainabs installed as a
+user installs it, once per session."""
 
 from __future__ import annotations
 
@@ -15,8 +16,17 @@ import pytest
 
 from chainabs import deal as D
 from chainabs.chain import EmbeddedChain
+from chainabs.chain.anvil import Anvil
 from chainabs.deploy import Manifest, deploy_core
 from support import DealEnv
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    """A fresh Anvil node for each test module that asks for one (its state never leaks into
+    another module's), stopped when the module is done."""
+    with Anvil() as node:
+        yield node
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,6 @@ pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    with Anvil() as node:
-        yield node
-
-
 @pytest.fixture
 def node_chain(anvil: Anvil) -> Iterator[RpcChain]:
     chain = RpcChain(anvil.url, keys=DEV_KEYS[:3])

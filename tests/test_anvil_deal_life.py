@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEAL = ROOT / "examples" / "deal.toml"
 OPERATOR, ALICE, BOB, CAROL = (Account.from_key(k).address for k in DEV_KEYS[:4])
 KEYS = dict(zip((OPERATOR, ALICE, BOB, CAROL), DEV_KEYS[:4], strict=True))
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    with Anvil() as node:
-        yield node
 
 
 def cast_call(url: str, to: str, signature: str, *args: str) -> int | str:

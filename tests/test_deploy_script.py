@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,12 +23,6 @@ from support import tape_file
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[1]
 DEAL = ROOT / "examples" / "deal.toml"
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    with Anvil() as node:
-        yield node
 
 
 @pytest.fixture

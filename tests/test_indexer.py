@@ -16,6 +16,7 @@ from eth_utils import to_checksum_address
 from chainabs import cli
 from chainabs.chain import EmbeddedChain, EmbeddedSource, RawLog
 from chainabs.chain.abi import event_specs
+from chainabs.chain.anvil import Anvil
 from chainabs.context import Context, open_context
 from chainabs.deploy import Manifest
 from chainabs.errors import RpcError
@@ -407,39 +408,38 @@ def test_cli_index_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tape_40
 
 
 @pytest.mark.anvil
-def test_the_same_indexing_against_a_node_through_json_rpc(tmp_path: Path) -> None:
+def test_the_same_indexing_against_a_node_through_json_rpc(anvil: Anvil, tmp_path: Path) -> None:
     """The RPC log source on Anvil: events, balances, a reorg (evm_revert), a refused range."""
     from chainabs.chain import RpcChain, RpcSource
-    from chainabs.chain.anvil import DEV_KEYS, Anvil
+    from chainabs.chain.anvil import DEV_KEYS
     from chainabs.deploy import deploy_core
 
-    with Anvil() as node:
-        chain = RpcChain(node.url, keys=DEV_KEYS[:3])
-        core = deploy_core(chain)
-        ctx = Context(data_dir=tmp_path, chain=chain, core=core, manifest_path=tmp_path / "m.json")
-        token = chain.contract("SettlementToken", core.contracts["SettlementToken"])
-        a, b, c = chain.accounts[:3]
-        chain.send(token.functions.mint(a, 100))
-        chain.send(token.functions.transfer(b, 30), sender=a)
-        store = Store(tmp_path / "i.sqlite")
-        indexer = Indexer(ctx, store, max_range=4)
-        assert isinstance(indexer.source, RpcSource)
-        stats = indexer.sync()
-        logs = chain.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": list(core.contracts.values())})
-        assert stats.events == len(logs) and stats.indexed_head == chain.block_number()
-        assert store.balances_of_token(token.address.lower()) == {a.lower(): 70, b.lower(): 30}
+    chain = RpcChain(anvil.url, keys=DEV_KEYS[:3])
+    core = deploy_core(chain)
+    ctx = Context(data_dir=tmp_path, chain=chain, core=core, manifest_path=tmp_path / "m.json")
+    token = chain.contract("SettlementToken", core.contracts["SettlementToken"])
+    a, b, c = chain.accounts[:3]
+    chain.send(token.functions.mint(a, 100))
+    chain.send(token.functions.transfer(b, 30), sender=a)
+    store = Store(tmp_path / "i.sqlite")
+    indexer = Indexer(ctx, store, max_range=4)
+    assert isinstance(indexer.source, RpcSource)
+    stats = indexer.sync()
+    logs = chain.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": list(core.contracts.values())})
+    assert stats.events == len(logs) and stats.indexed_head == chain.block_number()
+    assert store.balances_of_token(token.address.lower()) == {a.lower(): 70, b.lower(): 30}
 
-        fork = chain.block_number()
-        snap = chain.snapshot()
-        chain.send(token.functions.transfer(c, 5), sender=b)
-        indexer.sync()
-        chain.revert(snap)
-        chain.send(token.functions.transfer(c, 7), sender=a)
-        chain.mine(2)
-        stats = indexer.sync()
-        assert stats.reorgs == 1 and stats.rolled_back_to == [fork]
-        assert store.balances_of_token(token.address.lower()) == {a.lower(): 63, b.lower(): 30, c.lower(): 7}
+    fork = chain.block_number()
+    snap = chain.snapshot()
+    chain.send(token.functions.transfer(c, 5), sender=b)
+    indexer.sync()
+    chain.revert(snap)
+    chain.send(token.functions.transfer(c, 7), sender=a)
+    chain.mine(2)
+    stats = indexer.sync()
+    assert stats.reorgs == 1 and stats.rolled_back_to == [fork]
+    assert store.balances_of_token(token.address.lower()) == {a.lower(): 63, b.lower(): 30, c.lower(): 7}
 
-        with pytest.raises(RpcError):
-            indexer.source.get_logs(0, 1, ["0x12"])  # the node's own refusal becomes RpcError
-        store.close()
+    with pytest.raises(RpcError):
+        indexer.source.get_logs(0, 1, ["0x12"])  # the node's own refusal becomes RpcError
+    store.close()

@@ -1,10 +1,10 @@
-"""The same chain layer and deal life against a real node: Anvil from npm, started by the tests."""
+"""The CLI, the deploy script and clear node errors against a real node: Anvil from npm, started
+by the tests. (The chain layer itself is checked on Anvil by tests/chain/test_conformance.py.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,37 +13,15 @@ from chainabs import merkle
 from chainabs.chain import RpcChain
 from chainabs.chain.anvil import DEV_KEYS, Anvil, binary
 from chainabs.cli import main
-from chainabs.deploy import deploy_core, verify_code
-from chainabs.errors import ContractRevert, RpcError, WrongChain
+from chainabs.errors import RpcError, WrongChain
 from chainabs.tapegen import write_tape
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def node_chain(anvil: Anvil) -> Iterator[RpcChain]:
-    chain = RpcChain(anvil.url, keys=DEV_KEYS[:3])
-    snap = chain.snapshot()
-    yield chain
-    chain.revert(snap)
-
-
 def cast(*args: str) -> str:
     return subprocess.run([str(binary("cast")), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def test_deploy_send_and_decoded_revert_on_a_node(node_chain: RpcChain) -> None:
-    core = deploy_core(node_chain)
-    assert verify_code(node_chain, core) == []
-    cash = node_chain.contract("SettlementToken", core.contracts["SettlementToken"])
-    admin, other = node_chain.accounts[:2]
-    node_chain.send(cash.functions.mint(other, 42))
-    assert cash.functions.balanceOf(other).call() == 42
-    with pytest.raises(ContractRevert) as info:
-        node_chain.send(cash.functions.mint(other, 1), sender=other)
-    assert info.value.name == "AccessControlUnauthorizedAccount"
-    assert info.value.args_["account"].lower() == other.lower()
 
 
 def test_wrong_chain_and_unreachable_node_are_clear_errors(anvil: Anvil) -> None:

@@ -1,4 +1,5 @@
-"""The chain layer: deploy, send with fees that follow the base fee, decoded reverts, snapshots."""
+"""The embedded chain: sends with fees that follow the base fee, decoded reverts, the artifacts' code.
+(What every backend promises is in test_conformance.py.)"""
 
 from __future__ import annotations
 
@@ -33,33 +34,11 @@ def test_sends_after_the_base_fee_has_risen_and_decodes_custom_errors() -> None:
     assert tokens[0].functions.balanceOf(stranger).call() == 5_000_000
 
 
-def test_a_mined_revert_is_decoded_from_the_receipt(chain: EmbeddedChain, core: Manifest) -> None:
-    cash = chain.contract("SettlementToken", core.contracts["SettlementToken"])
-    holder = chain.accounts[3]
-    nonce_before = chain.w3.eth.get_transaction_count(holder)
-    with pytest.raises(ContractRevert) as info:
-        chain.send(cash.functions.transfer(chain.accounts[0], 10), sender=holder, gas=100_000)
-    assert info.value.name == "ERC20InsufficientBalance"
-    assert info.value.args_["needed"] == 10 and info.value.args_["balance"] == 0
-    assert info.value.tx is not None and info.value.tx.startswith("0x")
-    assert chain.w3.eth.get_transaction_count(holder) == nonce_before + 1  # it was mined, and failed
-
-
 def test_calls_decode_reverts_too(chain: EmbeddedChain, core: Manifest) -> None:
     cash = chain.contract("SettlementToken", core.contracts["SettlementToken"])
     with pytest.raises(ContractRevert) as info:
         chain.call(cash.functions.transfer(chain.accounts[1], 1))
     assert info.value.name == "ERC20InsufficientBalance"
-
-
-def test_snapshot_and_revert_restore_state(chain: EmbeddedChain, core: Manifest) -> None:
-    cash = chain.contract("SettlementToken", core.contracts["SettlementToken"])
-    who = chain.accounts[2]
-    snap = chain.snapshot()
-    chain.send(cash.functions.mint(who, 7))
-    assert cash.functions.balanceOf(who).call() == 7
-    chain.revert(snap)
-    assert cash.functions.balanceOf(who).call() == 0
 
 
 def test_deployed_code_matches_artifacts(chain: EmbeddedChain, core: Manifest) -> None:

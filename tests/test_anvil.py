@@ -13,6 +13,7 @@ from chainabs import merkle
 from chainabs.chain import RpcChain
 from chainabs.chain.anvil import DEV_KEYS, Anvil, binary
 from chainabs.cli import main
+from chainabs.datadir import DataDir
 from chainabs.errors import RpcError, WrongChain
 from chainabs.tapegen import write_tape
 
@@ -44,7 +45,7 @@ def test_cli_tokenises_a_pool_on_anvil_and_cast_agrees(anvil: Anvil, tmp_path: P
     assert main([*base, "pool", "create", "--tape", str(tape), "--deal", str(ROOT / "examples" / "pool.toml")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert DEV_KEYS[0][2:] not in json.dumps(report)
-    loans = json.loads((tmp_path / "data" / "pools" / "consumer-loans-2026-1" / "loans.json").read_text())
+    loans = DataDir(tmp_path / "data").pool("consumer-loans-2026-1").read_loans()
     token = json.loads(next((tmp_path / "data").glob("deployment-*.json")).read_text())["contracts"]["LoanToken"]
     for row in loans[:3]:
         owner = cast("call", token, "ownerOf(uint256)(address)", str(merkle.token_id(row.loan_id)), "--rpc-url", anvil.url)

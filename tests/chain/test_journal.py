@@ -32,8 +32,10 @@ def test_state_survives_a_restart_and_a_torn_tail(tmp_path: Path) -> None:
     journal = tmp_path / "journal.bin"
     journal.write_bytes(journal.read_bytes() + b"T\x00\x00")  # killed in the middle of a write
     third = EmbeddedChain(state_dir=tmp_path)
-    assert third.contract("SettlementToken", core.contracts["SettlementToken"]).functions.balanceOf(holder).call() == 1_234
-    third.send(third.contract("SettlementToken", core.contracts["SettlementToken"]).functions.mint(holder, 1))
+    cash_third = third.contract("SettlementToken", core.contracts["SettlementToken"])
+    assert cash_third.functions.balanceOf(holder).call() == 1_234
+    third.send(cash_third.functions.mint(holder, 1))
     third.journal.close()
     fourth = EmbeddedChain(state_dir=tmp_path)
-    assert fourth.contract("SettlementToken", core.contracts["SettlementToken"]).functions.balanceOf(holder).call() == 1_235
+    cash_fourth = fourth.contract("SettlementToken", core.contracts["SettlementToken"])
+    assert cash_fourth.functions.balanceOf(holder).call() == 1_235

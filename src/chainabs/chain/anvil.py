@@ -41,7 +41,8 @@ def free_port() -> int:
 class Anvil:
     """An Anvil process on 127.0.0.1; use as a context manager."""
 
-    def __init__(self, port: int | None = None, *, block_gas_limit: int | None = None, state: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, *, block_gas_limit: int | None = None,
+                 state: Path | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [str(binary("anvil")), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]

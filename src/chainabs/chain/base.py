@@ -20,17 +20,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from chainabs.build import load_artifact
 from chainabs.chain.abi import decode_revert
@@ -186,7 +187,7 @@ class Chain(ABC):
         """Run one request; transient transport failures are the subclass's to retry."""
         return thunk()
 
-    def _mined(self, raw: bytes, receipt: TxReceipt) -> None:
+    def _mined(self, raw: bytes, receipt: TxReceipt) -> None:  # noqa: B027 - a hook; only a journal needs it
         """Called with every mined transaction, before its sender is told."""
 
     def _light_receipt(self, tx_hash: bytes) -> TxReceipt:
@@ -225,7 +226,7 @@ class Chain(ABC):
         log.info("deployed %s at %s (gas %d)", name, address, sent.gas_used)
         return self.contract(name, address)
 
-    def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+    def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         try:
             return self._rpc(lambda: fn.call(block_identifier=block))
         except Exception as exc:  # noqa: BLE001 - each backend names its own revert type
@@ -281,7 +282,8 @@ class Chain(ABC):
 
     def wait(self, tx_hash: bytes, timeout: float = 120.0) -> TxReceipt:
         try:
-            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05))
+            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(
+                Hash32(tx_hash), timeout=timeout, poll_latency=0.05))
         except TimeExhausted as exc:
             raise RpcError(f"transaction 0x{bytes(tx_hash).hex()} not mined within {timeout:.0f} s") from exc
         if self.confirmations:
@@ -294,14 +296,15 @@ class Chain(ABC):
         """Why a mined transaction failed: it is replayed as a call on the block before its own."""
         call = {k: tx[k] for k in ("from", "to", "data", "value", "maxFeePerGas", "maxPriorityFeePerGas") if k in tx}
         try:
-            self.w3.eth.call(call, block_identifier=int(receipt["blockNumber"]) - 1)
+            self.w3.eth.call(cast(TxParams, call), block_identifier=int(receipt["blockNumber"]) - 1)
         except Exception as exc:  # noqa: BLE001 - each backend names its own revert type
             err = self._as_revert(exc)
             if err is None:
                 raise
             err.tx = "0x" + bytes(receipt["transactionHash"]).hex()
             return err
-        return ContractRevert("Reverted", (f"out of gas or state changed; tx 0x{bytes(receipt['transactionHash']).hex()}",))
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        return ContractRevert("Reverted", (f"out of gas or state changed; tx {tx_hash}",))
 
     # -- chain state -----------------------------------------------------------------------
 

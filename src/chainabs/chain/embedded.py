@@ -13,12 +13,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_utils import keccak, to_canonical_address
 from web3 import Web3
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from chainabs.chain.abi import decode_revert
 from chainabs.chain.base import GWEI, Chain, RawLog, SetProbe, StorageReader
@@ -168,9 +168,10 @@ class EmbeddedChain(Chain):
         """py-evm estimates by binary search (about twenty executions): simulate once instead,
         then send with the block's gas limit; unused gas is not charged."""
         trial = fn.build_transaction({**tx, "gas": self.gas_limit, "nonce": 0})
-        call = {k: trial[k] for k in ("from", "to", "data", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas") if k in trial}
+        keys = ("from", "to", "data", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas")
+        call = {k: trial[k] for k in keys if k in trial}
         try:
-            self.w3.eth.call(call)
+            self.w3.eth.call(cast(TxParams, call))
         except Exception as exc:  # noqa: BLE001 - web3's or eth-tester's revert
             revert = self._as_revert(exc)
             if revert is None:

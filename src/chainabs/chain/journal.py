@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _HEADER = struct.Struct(">cQI")  # kind, block timestamp, payload length
 TX, MINE = b"T", b"M"
@@ -43,7 +44,7 @@ class Journal:
             tmp = genesis.with_suffix(".tmp")
             tmp.write_text(json.dumps({"timestamp": self.genesis_timestamp}))
             os.replace(tmp, genesis)
-        self._fh = None
+        self._fh: BinaryIO | None = None
 
     def records(self) -> Iterator[Record]:
         if not self.path.exists():
@@ -62,11 +63,12 @@ class Journal:
                 fh.truncate(offset)
 
     def append(self, kind: bytes, timestamp: int, payload: bytes = b"") -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the chain's life
-        self._fh.write(_HEADER.pack(kind, timestamp, len(payload)) + payload)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        fh = self._fh
+        if fh is None:
+            fh = self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the chain's life
+        fh.write(_HEADER.pack(kind, timestamp, len(payload)) + payload)
+        fh.flush()
+        os.fsync(fh.fileno())
 
     def close(self) -> None:
         if self._fh is not None:

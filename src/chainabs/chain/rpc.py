@@ -15,7 +15,7 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from chainabs.chain.base import Chain, RawLog
 from chainabs.errors import ChainError, RpcError, WrongChain
@@ -72,7 +72,7 @@ class RpcChain(Chain):
         hex_hash = "0x" + bytes(tx_hash).hex()
         deadline = time.monotonic() + 120
         while True:
-            raw = self._rpc(lambda: self.w3.provider.make_request("eth_getTransactionReceipt", [hex_hash]))
+            raw = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [hex_hash]))
             result = raw.get("result")
             if result:
                 break
@@ -93,14 +93,14 @@ class RpcChain(Chain):
         return RpcSource(self)
 
     def snapshot(self) -> str:
-        return str(self._rpc(lambda: self.w3.provider.make_request("evm_snapshot", [])["result"]))
+        return str(self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]))
 
     def revert(self, snapshot_id: Any) -> None:
-        self._rpc(lambda: self.w3.provider.make_request("evm_revert", [snapshot_id]))
+        self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot_id]))
 
     def mine(self, blocks: int = 1) -> None:
         for _ in range(blocks):
-            self._rpc(lambda: self.w3.provider.make_request("evm_mine", []))
+            self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("evm_mine"), []))
 
 
 class RpcSource:

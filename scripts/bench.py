@@ -98,7 +98,7 @@ def simulate_seconds(loans: int, periods: int = 12) -> dict:
     from chainabs.deploy import deploy_core
     from chainabs.demo import DEMO_DEAL
     from chainabs.dealfile import parse_deal_file
-    from chainabs.operations import create_deal, fund, open_deal, simulate
+    from chainabs.service import create_deal, fund, simulate
     from chainabs.pool import create_pool
     from chainabs.tapegen import write_tape
 
@@ -113,9 +113,8 @@ def simulate_seconds(loans: int, periods: int = 12) -> dict:
         handle = create_deal(ctx, dealfile=dealfile)
         fund(ctx, to=handle.roles.originator, amount=handle.params.initial_reserve)
         deals.close(handle)
-        handle, files = open_deal(ctx)
         started = time.perf_counter()
-        posted = simulate(ctx, handle, files, periods=periods, cdr=0.05, cpr=0.1, recovery=0.35, lag=3, seed=1,
+        posted = simulate(ctx, periods=periods, cdr=0.05, cpr=0.1, recovery=0.35, lag=3, seed=1,
                           cutoff_day=dealfile.pool.cutoff_day)
         seconds = time.perf_counter() - started
     return {"simulate_loans": loans, "simulate_periods": len(posted), "simulate_seconds": round(seconds, 1),

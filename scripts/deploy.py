@@ -119,7 +119,7 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if dealfile is not None:
         from chainabs.datadir import DataDir, slug
-        from chainabs.operations import create_deal, open_deal
+        from chainabs.service import create_deal, open_deal
         from chainabs.pool import create_pool
 
         ctx = Context(data_dir=data_dir, chain=chain, core=core, manifest_path=core_path)

@@ -17,7 +17,8 @@ from chainabs.chain import EmbeddedChain, RawCall
 from chainabs.context import Context, open_context
 from chainabs.demo import run_demo
 from chainabs.deploy import Manifest
-from chainabs.operations import PoolFiles, open_deal
+from chainabs.pool import PoolFiles
+from chainabs.service import open_deal
 from chainabs.store import Store
 from chainabs.tapegen import write_tape
 from chainabs.waterfall import DealParams

@@ -17,7 +17,7 @@ from chainabs.api import Settings, create_app
 from chainabs.context import Context, open_context
 from chainabs.demo import run_demo
 from chainabs.indexer import Indexer
-from chainabs.operations import open_deal
+from chainabs.service import open_deal
 from chainabs.store import Store
 from chainabs.waterfall import PeriodResult
 

@@ -23,7 +23,7 @@ from chainabs.api.auth import hash_api_key
 from chainabs.context import Context
 from chainabs.demo import DEMO_DEAL
 from chainabs.indexer import Indexer
-from chainabs.operations import fund
+from chainabs.service import fund
 from chainabs.store import Store
 from chainabs.tapegen import write_tape
 from support import demo_deal

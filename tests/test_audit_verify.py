@@ -20,7 +20,7 @@ from chainabs.context import Context, open_context
 from chainabs.demo import run_demo
 from chainabs.errors import ChainabsError
 from chainabs.indexer import Indexer
-from chainabs.operations import fund, open_deal
+from chainabs.service import fund, open_deal
 from chainabs.store import Store
 from chainabs.waterfall import PeriodReport
 
@@ -128,7 +128,7 @@ def test_periods_that_disagree_with_the_published_terms_fail(data_dir: Path, tmp
     parameters. What an auditor can catch is a deal run on other terms than it published: the
     verifier replays the periods on the deal file's terms. Here the deal file says a 1.5 %
     servicer fee while the contract charges 1 %, and one more report is posted straight to the
-    contract (deal.post_report, bypassing operations.post_period's model check). The test works
+    contract (deal.post_report, bypassing service.post_period's model check). The test works
     on a copy of the data dir: the embedded chain's journal keeps every transaction."""
     copy = tmp_path / "data"
     shutil.copytree(data_dir, copy)

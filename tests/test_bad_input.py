@@ -524,7 +524,7 @@ def test_refused_commands_leave_the_chain_and_pool_as_they_were(world: Cli, path
 def test_json_mode_prints_the_error_as_json(world: Cli) -> None:
     status, out, err = world.run("--json", "subscribe", "--investor", A1, "--tranche", "9", "--units", "1")
     body = json.loads(out)
-    assert status == 1 and set(body) == {"error", "kind"}
+    assert status == 1 and body["kind"] == "not_found" and set(body) == {"error", "kind"}
     assert body["error"] == "no tranche 9: the deal's tranches are 0 to 2 (CABS-A, CABS-B, CABS-C)"
     assert err.startswith("error: no tranche 9")
 

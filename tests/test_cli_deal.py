@@ -10,7 +10,7 @@ import pytest
 from chainabs import deal as D
 from chainabs.cli import main
 from chainabs.context import open_context
-from chainabs.operations import open_deal
+from chainabs.service import open_deal
 from chainabs.tapegen import write_tape
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -43,8 +43,9 @@ from chainabs.chain.anvil import DEV_KEYS, Anvil
 from chainabs.cli import main
 from chainabs.context import open_context
 from chainabs.errors import ChainabsError
+from chainabs.datadir import period_root
 from chainabs.indexer import Indexer
-from chainabs.operations import loans_from_rows, open_deal, period_root
+from chainabs.service import loans_from_rows, open_deal
 from chainabs.pool import find_pool
 from chainabs.servicing import Simulator
 from chainabs.store import Store

@@ -30,7 +30,7 @@ from chainabs.chain.anvil import free_port
 from chainabs.cli import main
 from chainabs.context import open_context
 from chainabs.demo import run_demo
-from chainabs.operations import fund, open_deal
+from chainabs.service import fund, open_deal
 
 KEY = "restart test operator key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

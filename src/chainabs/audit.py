@@ -54,7 +54,7 @@ from chainabs.context import Context
 from chainabs.errors import ChainabsError, WaterfallError
 from chainabs.indexer import DEFAULT_RANGE, contracts_for
 from chainabs.datadir import INDEX_FILE, DataDir, period_root
-from chainabs.operations import open_deal
+from chainabs.service import open_deal
 from chainabs.pool import PoolFiles
 from chainabs.waterfall import (DealParams, DealState, PeriodReport, PeriodResult, TrancheResult, TrancheSpec,
                                 check_conservation, run_period)

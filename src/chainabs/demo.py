@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from chainabs import deal as deals
+from chainabs import service
 from chainabs.audit import verify_deal
 from chainabs.context import Context, open_context
-from chainabs.dealfile import parse_deal_file
-from chainabs.operations import create_deal, fund, open_deal, simulate
 from chainabs.datadir import DataDir
-from chainabs.pool import create_pool, find_pool
+from chainabs.dealfile import parse_deal_file
 from chainabs.tapegen import write_tape
 
 DEMO_DEAL = """
@@ -51,7 +50,8 @@ coupon_bps = 0
 
 def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: int = 7,
              say: Callable[[str], None] = print, ctx: Context | None = None) -> dict[str, Any]:
-    """The demo over `data_dir` (resumable); `ctx`: an already open context of that data dir."""
+    """The demo over `data_dir` (resumable); `ctx`: an already open context of that data dir.
+    Every step is a service-layer operation, as the CLI and the API run them."""
     started = time.perf_counter()
     ctx = ctx or open_context(data_dir=data_dir)
     dealfile = parse_deal_file(DEMO_DEAL, name="demo deal")
@@ -59,41 +59,38 @@ def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: in
     if not tape.exists():
         write_tape(tape, loans, seed, "csv")
     say(f"tape: {loans} loans in {tape}")
-    report = create_pool(ctx, tape_path=tape, name=dealfile.pool.name, currency=dealfile.pool.currency,
-                         decimals=dealfile.pool.decimals, eligibility=dealfile.eligibility())
+    report = service.create_pool(ctx, tape=service.TapeSource.file(tape), dealfile=dealfile).report
     say(f"pool {report.pool}: {report.eligible} eligible loans minted, {report.outstanding_units} units outstanding")
     if not any(DataDir(ctx.data_dir).deal_files()):
-        create_deal(ctx, dealfile=dealfile)
-    handle, files = open_deal(ctx)
+        service.create_deal(ctx, dealfile=dealfile)
+    handle, files = service.open_deal(ctx)
     investors = ctx.chain.accounts[1:6]
     faces = [t.face for t in handle.params.tranches]
     if deals.phase(handle) != "closed" and deals.read_state(handle).period == 0:
-        deals.add_investors(handle, investors=investors, eligible_until=2**39)
+        service.add_investors(ctx, investors=investors)
         for who in investors:
-            fund(ctx, to=who, amount=faces[0])
+            service.fund(ctx, to=who, amount=faces[0])
         split = [(0, investors[0], faces[0] // 2), (0, investors[1], faces[0] // 4), (0, investors[2], faces[0] // 4),
                  (1, investors[3], faces[1] * 2 // 3), (1, investors[4], faces[1] // 3)]
         for k, who, units in split:
-            deals.subscribe(handle, investor=who, tranche=k, units=units)
-        deals.close(handle)  # unsold units and the residual tranche stay with the originator
+            service.subscribe(ctx, investor=who, tranche=k, units=units)
+        service.close_offering(ctx)  # unsold units and the residual tranche stay with the originator
         say(f"issued {len(faces)} tranches to {len(investors)} investors; offering closed")
-    state = deals.read_state(handle)
     half = periods // 2
-    cutoff = dealfile.pool.cutoff_day
-    if state.period < half:
-        simulate(ctx, handle, files, periods=half - state.period, cdr=0.06, cpr=0.12, recovery=0.35, lag=3,
-                 seed=seed, cutoff_day=cutoff)
-        deals.transfer(handle, tranche=0, sender=investors[0], to=investors[1], units=faces[0] // 20)
-        deadline = int(ctx.chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
-        order = deals.sign_order(handle, seller=investors[2], tranche=0, units=faces[0] // 40,
-                                 price=faces[0] // 40 - faces[0] // 4000, deadline=deadline, buyer=investors[4])
-        deals.fill_order(handle, order=order, buyer=investors[4])
+
+    def simulate(up_to: int) -> None:
+        service.simulate(ctx, periods=up_to - deals.read_state(handle).period, cdr=0.06, cpr=0.12, recovery=0.35,
+                         lag=3, seed=seed, cutoff_day=dealfile.pool.cutoff_day)
+
+    if deals.read_state(handle).period < half:
+        simulate(half)
+        service.transfer(ctx, sender=investors[0], to=investors[1], tranche=0, units=faces[0] // 20)
+        service.trade(ctx, seller=investors[2], buyer=investors[4], tranche=0, units=faces[0] // 40,
+                      price=faces[0] // 40 - faces[0] // 4000)
         say(f"{half} periods run; investors traded tranche A units")
-    state = deals.read_state(handle)
-    if state.period < periods:
-        simulate(ctx, handle, files, periods=periods - state.period, cdr=0.06, cpr=0.12, recovery=0.35, lag=3,
-                 seed=seed, cutoff_day=cutoff)
-    claimed = {who: deals.claim(handle, holder=who) for who in investors}
+    if deals.read_state(handle).period < periods:
+        simulate(periods)
+    claimed = {who: service.claim(ctx, holder=who) for who in investors}
     checks = verify_deal(handle, files)
     ok = all(c.ok for c in checks)
     state = deals.read_state(handle)
@@ -105,5 +102,5 @@ def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: in
         "pool_balance": state.pool_balance, "reserve": state.reserve,
         "cumulative_defaults": state.cumulative_defaults, "trigger_breached": state.trigger_breached,
         "claimed": claimed, "data_dir": str(ctx.data_dir), "seconds": round(time.perf_counter() - started, 1),
-        "contracts": handle.addresses, "pool_name": find_pool(ctx.data_dir).record.name,
+        "contracts": handle.addresses, "pool_name": files.record.name,
     }

@@ -27,8 +27,8 @@ from eth_utils import to_checksum_address
 
 from chainabs.chain import Chain
 from chainabs.datadir import CommittedLoan, DataDir, DealRecord, PoolDir
-from chainabs.operations import loans_from_rows
 from chainabs.pool import PoolFiles
+from chainabs.service import loans_from_rows
 from chainabs.servicing import principal_split
 from chainabs.store import Store
 from chainabs.tape import PRODUCTS, STATUSES, format_day

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__, portal
 from chainabs.api.deps import AppState, DealCatalog, PoolCatalog, shown
-from chainabs.api.routes import deals, health, investors, loans, operator, ops, pools
+from chainabs.api.routes import deals, health, investors, loans, operator, pools
 from chainabs.api.settings import Settings
 from chainabs.context import Context, open_context
 from chainabs.errors import ChainabsError, TapeError, kind_of
@@ -202,7 +202,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
                               "token amounts are decimal strings (uint256 exceeds JSON's safe integers).")
     app.state.chainabs = state
     _install_error_handlers(app)
-    for module in (health, pools, deals, loans, investors, operator, ops):
+    for module in (health, pools, deals, loans, investors, operator):
         app.include_router(module.router)
     portal.mount(app)  # the investor portal at /, after the API's routes
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

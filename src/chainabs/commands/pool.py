@@ -9,12 +9,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from chainabs import service
 from chainabs.commands import args as argtypes
 from chainabs.context import open_context
-from chainabs.dealfile import DealFile, load_deal_file
-from chainabs.errors import CellError, TapeError
-from chainabs.pool import create_pool, find_pool, verify_proof_on_chain
-from chainabs.tape import apply_eligibility, read_tape
+from chainabs.dealfile import load_deal_file
+from chainabs.pool import find_pool, verify_proof_on_chain
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,25 +53,13 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def _check_tape(path: str, deal: DealFile) -> None:
-    """Refuse a tape the pool would refuse before the chain is opened: on a new data dir opening
-    it deploys the core contracts, which a refused command must not leave behind."""
-    tape = read_tape(path, decimals=deal.pool.decimals)
-    if tape.currency != deal.pool.currency:
-        raise TapeError([CellError(tape.loans[0].line, "currency", tape.currency,
-                                   f"the pool's currency is {deal.pool.currency}")])
-    if not apply_eligibility(tape.loans, deal.eligibility())[0]:
-        raise TapeError([CellError(1, "", "", "no loan of the tape is eligible for the pool")])
-
-
 def run_create(args: argparse.Namespace) -> int:
     deal = load_deal_file(args.deal)
-    _check_tape(args.tape, deal)
+    tape = service.TapeSource.file(args.tape)
+    service.check_tape(tape, deal)  # before the chain is opened: on a new data dir that deploys
     ctx = open_context(rpc=args.rpc, data_dir=args.data_dir, deployment=args.deployment)
     bar = ProgressBar("minting", enabled=not args.no_progress and not args.json and sys.stderr.isatty())
-    report = create_pool(ctx, tape_path=args.tape, name=deal.pool.name, currency=deal.pool.currency,
-                         decimals=deal.pool.decimals, eligibility=deal.eligibility(),
-                         batch_size=args.batch_size, progress=bar)
+    report = service.create_pool(ctx, tape=tape, dealfile=deal, batch_size=args.batch_size, progress=bar).report
     out: dict[str, Any] = {**asdict(report), "gas_per_loan": round(report.gas_per_loan, 1),
                            "data_dir": str(ctx.data_dir)}
     if args.json:

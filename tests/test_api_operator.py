@@ -7,6 +7,7 @@ not grow, no pool folder appears.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,11 +21,15 @@ from fastapi.testclient import TestClient
 from chainabs import deal as deals
 from chainabs.api import Settings, create_app
 from chainabs.api.auth import hash_api_key
+from chainabs.build import load_artifact
 from chainabs.context import Context
+from chainabs.datadir import PeriodTape, period_root
 from chainabs.demo import DEMO_DEAL
 from chainabs.indexer import Indexer
+from chainabs.pool import PoolFiles
 from chainabs.service import fund
 from chainabs.store import Store
+from chainabs.tape import STATUSES, parse_tape
 from chainabs.tapegen import write_tape
 from support import demo_deal
 
@@ -163,6 +168,67 @@ def test_post_a_period_report(world: World) -> None:
     Indexer(world.ctx, world.store).sync()
     served = world.client.get(f"/pools/{world.slug}/periods/{n}").json()
     assert served["pool_balance_end"] == body["pool_balance_end"] and served["fee_paid"] == body["fee_paid"]
+
+
+def _loan_level_tape(world: World, *, drop: int = 0) -> tuple[str, list[int], list[int]]:
+    """This period's loan-level tape as CSV text: the demo tape with the first pool loan defaulted and
+    the second's balance halved (the first `drop` pool loans left out); and the statuses and
+    balances it gives, in the pool's loan order."""
+    rows = PoolFiles(world.data / "pools" / world.slug).rows
+    lines = world.demo_tape.read_text().splitlines()
+    columns = lines[0].split(",")
+    status, balance = columns.index("status"), columns.index("outstanding_principal")
+    pooled = {r.loan_id: i for i, r in enumerate(rows)}
+    kept = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        i = pooled.get(cells[0])
+        if i is not None and i < drop:
+            continue
+        if i == 0:
+            cells[status] = "defaulted"
+        elif i == 1:
+            cents = round(float(cells[balance]) * 100) // 2
+            cells[balance] = f"{cents // 100}.{cents % 100:02d}"
+        kept.append(",".join(cells))
+    text = "\n".join(kept) + "\n"
+    by_id = {x.loan_id: x for x in parse_tape(text.encode()).loans}
+    statuses = [by_id[r.loan_id].status for r in rows if r.loan_id in by_id]
+    outstanding = [by_id[r.loan_id].outstanding_units for r in rows if r.loan_id in by_id]
+    return text, statuses, outstanding
+
+
+def test_post_a_period_with_its_loan_level_tape(world: World) -> None:
+    """The loan-level tape goes the way `chainabs report --loan-tape` takes: its root is the
+    period's loan_root on chain and the tape is kept in the pool's folder for proofs."""
+    text, statuses, outstanding = _loan_level_tape(world)
+    files = PoolFiles(world.data / "pools" / world.slug)
+    assert statuses[0] == STATUSES.index("defaulted") and outstanding[1] < files.rows[1].outstanding_units
+    root = period_root(files.rows, statuses, outstanding)
+    response = world.client.post(f"/operator/pools/{world.slug}/periods", headers=AUTH,
+                                 json={**_a_good_report(world), "loan_tape": text})
+    assert response.status_code == 200, response.text
+    n = response.json()["period"]
+    names = [c["name"] for c in next(i for i in load_artifact("Deal")["abi"] if i.get("name") == "period")
+             ["outputs"][0]["components"]]
+    onchain = dict(zip(names, world.ctx.chain.call(world.handle.deal.functions.period(n)), strict=True))
+    assert bytes(onchain["loan_root"]) == root and onchain["loan_count"] == len(files.rows)
+    assert files.dir.read_period(n) == PeriodTape(period=n, root="0x" + root.hex(), statuses=statuses,
+                                                  outstanding=outstanding)
+
+
+def test_bad_loan_level_tapes_change_nothing(world: World) -> None:
+    path = f"/operator/pools/{world.slug}/periods"
+    good = _a_good_report(world)
+    short, _, _ = _loan_level_tape(world, drop=1)
+    with Unchanged(world):
+        assert "loan_tape: 1 pool loans missing" in refused(world, path, 422, json={**good, "loan_tape": short})
+        response = world.client.post(path, headers=AUTH, json={**good, "loan_tape": short.replace(",EUR,", ",EURO,")})
+        assert response.status_code == 422 and response.json()["errors"][0]["column"] == "currency"
+        escaped = json.dumps({**good, "loan_tape": short.replace("current", "x\ud800", 1)}).encode()  # a lone surrogate
+        assert "loan tape rejected" in refused(world, path, 422, content=escaped,
+                                               headers={**AUTH, "Content-Type": "application/json"})
+        assert "loan_tape" in refused(world, path, 422, json={**good, "loan_tape": 5})
 
 
 def test_bad_period_reports_change_nothing(world: World) -> None:

@@ -97,7 +97,8 @@ def investors(body: InvestorsIn, state: StateDep, _: Operator) -> InvestorsOut:
 # -- period reports ------------------------------------------------------------------------------
 
 class PeriodIn(BaseModel):
-    """A servicer's period report, in base units of the settlement currency."""
+    """A servicer's period report, in base units of the settlement currency, and optionally the
+    period's loan-level tape."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -105,6 +106,11 @@ class PeriodIn(BaseModel):
     principal: StrictInt = Field(ge=0, lt=MAX_AMOUNT, description="principal collected")
     recoveries: StrictInt = Field(ge=0, lt=MAX_AMOUNT, description="recoveries on defaulted loans")
     defaults: StrictInt = Field(ge=0, lt=MAX_AMOUNT, description="principal of loans newly defaulted")
+    loan_tape: str | None = Field(None, description=(
+        "the period's loan-level tape as text, CSV or JSON Lines (TAPE.md), one row per loan of the pool in "
+        "any order, with each loan's status and outstanding principal at the period's end: its Merkle root is "
+        "posted as the period's loan_root and the tape is kept for proofs, as `chainabs report --loan-tape` "
+        "does. Without it the period commits to the zero root"))
 
 
 def _dataclass_fields(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -122,14 +128,18 @@ PeriodPosted = create_model(
 @router.post("/pools/{pool}/periods", response_model=PeriodPosted, responses={
     **AUTH, 404: {"description": "no such pool, or it has no deal"},
     409: {"description": "the offering is not closed, or the servicer lacks the cash"},
-    422: {"description": "the report breaks the deal's rules"}})
+    422: {"description": "the report breaks the deal's rules, or a bad loan-level tape (every bad cell listed)"}})
 def post_period(body: PeriodIn, entry: PoolEntryDep, state: StateDep, _: Operator) -> Any:
     """Post the next period's report: the reference model checks it first, the servicer pays the
-    collections in and the waterfall runs on chain. Returns the period's figures (the names of
-    WATERFALL.md) and whether the chain's equal the model's."""
+    collections in and the waterfall runs on chain. With `loan_tape` the period commits to that
+    tape's root, which must cover every loan of the pool. Returns the period's figures (the names
+    of WATERFALL.md) and whether the chain's equal the model's."""
     report = PeriodReport(body.interest, body.principal, body.recoveries, body.defaults)
+    tape = None
+    if body.loan_tape is not None:
+        tape = service.TapeSource.upload("loan_tape", body.loan_tape.encode("utf-8", "surrogatepass"))
     with state.chain_lock:
-        done = service.report_period(state.ctx, report=report, pool=entry.files.record.name)
+        done = service.report_period(state.ctx, report=report, loan_tape=tape, pool=entry.files.record.name)
     return PeriodPosted(pool=done.pool, **done.result.as_dict(), matches_model=done.matches_model)
 
 

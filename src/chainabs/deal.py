@@ -23,7 +23,7 @@ from web3.logs import DISCARD
 from chainabs.build import load_artifact
 from chainabs.chain import Chain, Sent
 from chainabs.deploy import Manifest
-from chainabs.errors import ContractRevert, DealError
+from chainabs.errors import ContractRevert, DealError, NotFound
 from chainabs.waterfall import DealParams, DealState, PeriodReport, PeriodResult, TrancheResult, TrancheSpec
 
 MAGNITUDE = 2**32  # TrancheToken.MAGNITUDE: entitlements are kept in 1 / MAGNITUDE base units
@@ -385,7 +385,7 @@ def read_period(handle: DealHandle, *, n: int) -> PeriodResult:
     """Period `n` as stored on chain."""
     figures = handle.chain.call(handle.deal.functions.period(n))
     if int(_named(figures, _abi_fields("period"))["period"]) != n:
-        raise DealError("period", f"period {n} has not been run")
+        raise NotFound(f"period {n} has not been run")
     return _period_result(figures, handle.chain.call(handle.deal.functions.periodTranches(n)))
 
 

@@ -25,7 +25,7 @@ from chainabs import merkle
 from chainabs.chain import RawCall, SetProbe
 from chainabs.context import Context
 from chainabs.datadir import CommittedLoan, DataDir, PoolDir, PoolRecord
-from chainabs.errors import CellError, ChainabsError, Conflict, NotFound, TapeError
+from chainabs.errors import CellError, Conflict, NotFound, TapeError
 from chainabs.tape import Eligibility, Loan, apply_eligibility, read_tape
 
 MINTER_ROLE = keccak(text="MINTER_ROLE")
@@ -132,7 +132,7 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         folder.write_tree(tree)
         folder.write_record(record)
     elif record.root != root:
-        raise ChainabsError(f"pool {name!r}: recomputed root {root} differs from the recorded {record.root}")
+        raise Conflict(f"pool {name!r}: recomputed root {root} differs from the recorded {record.root}")
     seconds["hash"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -198,7 +198,7 @@ def _ensure_deployed(ctx: Context, record: PoolRecord, folder: PoolDir) -> tuple
         chain.send(pool.functions.commitTape(bytes.fromhex(record.root[2:]), record.loan_count,
                                              record.outstanding_units, record.principal_units), sender=admin)
     elif "0x" + onchain_root.hex() != record.root:
-        raise ChainabsError(f"pool {pool.address} is committed to root 0x{onchain_root.hex()}, not {record.root}")
+        raise Conflict(f"pool {pool.address} is committed to root 0x{onchain_root.hex()}, not {record.root}")
     if record.status in ("planned", "deployed"):
         record = replace(record, status="committed")
         folder.write_record(record)
@@ -276,7 +276,7 @@ def find_pool(data_dir: Path | DataDir, name: str | None = None) -> PoolFiles:
 
 def verify_proof_on_chain(ctx: Context, files: PoolFiles, proof: LoanProof) -> bool:
     if not files.record.address:
-        raise ChainabsError(f"pool {files.record.name!r} is not deployed yet")
+        raise Conflict(f"pool {files.record.name!r} is not deployed yet")
     pool = ctx.chain.contract("LoanPool", files.record.address)
     return bool(ctx.chain.call(pool.functions.verifyLoan(bytes.fromhex(proof.leaf[2:]),
                                                          [bytes.fromhex(p[2:]) for p in proof.proof])))

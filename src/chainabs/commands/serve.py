@@ -22,7 +22,7 @@ from chainabs.api.auth import hash_api_key
 from chainabs.api.main import create_app
 from chainabs.api.settings import Settings
 from chainabs.context import Context, open_context
-from chainabs.errors import ChainabsError
+from chainabs.errors import Conflict, InvalidInput
 from chainabs.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ def settings_from(args: argparse.Namespace, **fixed: Any) -> Settings:
     except ValidationError as exc:  # one sentence, without the values (the key hash among them)
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
                              for e in exc.errors(include_url=False)[:3])
-        raise ChainabsError(f"bad service settings: {problems}") from None
+        raise InvalidInput(f"bad service settings: {problems}") from None
     except ValueError as exc:
-        raise ChainabsError(f"bad service settings: {exc}") from None
+        raise InvalidInput(f"bad service settings: {exc}") from None
     key = os.environ.get(getattr(args, "api_key_env", DEFAULT_KEY_ENV))
     if key:
         settings.api_key_hash = hash_api_key(key)
@@ -72,13 +72,11 @@ def listen(settings: Settings) -> socket.socket:
     try:
         return socket.create_server((settings.host, settings.port), family=family)
     except OSError as exc:
+        where = f"cannot listen on {settings.host}:{settings.port}"
         if exc.errno == errno.EADDRINUSE:
-            reason = "something else is listening there (choose another --port)"
-        elif exc.errno and exc.errno > 0:
-            reason = os.strerror(exc.errno)
-        else:  # a resolver error
-            reason = "no such host"
-        raise ChainabsError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from None
+            raise Conflict(f"{where}: something else is listening there (choose another --port)") from None
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else "no such host"  # else: a resolver error
+        raise InvalidInput(f"{where}: {reason}") from None
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
@@ -21,6 +21,7 @@ from chainabs import deal as deals
 from chainabs import service
 from chainabs.api.auth import Operator
 from chainabs.api.deps import BadInput, PoolEntryDep, StateDep, checksum, parse_address
+from chainabs.api.models import model_fields
 from chainabs.chain import Sent
 from chainabs.dealfile import DealFile, parse_deal_file
 from chainabs.waterfall import PeriodReport, PeriodResult, TrancheResult
@@ -113,14 +114,9 @@ class PeriodIn(BaseModel):
         "does. Without it the period commits to the zero root"))
 
 
-def _dataclass_fields(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    hints = get_type_hints(cls)
-    return {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls) if f.name not in skip}
-
-
-TrancheFigures = create_model("TrancheFigures", **_dataclass_fields(TrancheResult))
+TrancheFigures = create_model("TrancheFigures", **model_fields(TrancheResult))
 PeriodPosted = create_model(
-    "PeriodPosted", pool=(str, ...), **_dataclass_fields(PeriodResult, skip=("tranches",)),
+    "PeriodPosted", pool=(str, ...), **model_fields(PeriodResult, skip=("tranches",)),
     tranches=(list[TrancheFigures], ...),  # type: ignore[valid-type]
     matches_model=(bool, Field(description="whether the chain's figures equal the reference model's")))
 

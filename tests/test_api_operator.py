@@ -124,7 +124,8 @@ def test_add_freeze_and_unfreeze_investors(world: World) -> None:
     assert deals.is_eligible(world.handle, investor=NEW[1])
     Indexer(world.ctx, world.store).sync()  # the registry's events reach the index
     frozen = world.store.events(world.handle.registry.address.lower(), "InvestorFrozen")
-    assert [(e.args["investor"].lower(), e.args["frozen"]) for e in frozen][-2:] == [(NEW[1].lower(), True), (NEW[1].lower(), False)]
+    assert [(e.args["investor"].lower(), e.args["frozen"]) for e in frozen][-2:] == [(NEW[1].lower(), True),
+                                                                                     (NEW[1].lower(), False)]
 
 
 @pytest.mark.parametrize("body, status, words", [

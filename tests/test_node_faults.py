@@ -42,11 +42,11 @@ from chainabs.chain import RpcChain, RpcSource
 from chainabs.chain.anvil import DEV_KEYS, Anvil
 from chainabs.cli import main
 from chainabs.context import open_context
-from chainabs.errors import ChainabsError
 from chainabs.datadir import period_root
+from chainabs.errors import ChainabsError
 from chainabs.indexer import Indexer
-from chainabs.service import loans_from_rows, open_deal
 from chainabs.pool import find_pool
+from chainabs.service import loans_from_rows, open_deal
 from chainabs.servicing import Simulator
 from chainabs.store import Store
 from chainabs.tape import parse_date

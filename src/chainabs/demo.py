@@ -98,7 +98,8 @@ def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: in
         "pool": report.pool, "loans": report.eligible, "periods": state.period,
         "verify": "PASS" if ok else "FAIL", "checks": [c.as_dict() for c in checks],
         "tranches": [{"symbol": t.symbol, "face": t.face, "balance": b, "unpaid_interest": u}
-                     for t, b, u in zip(handle.params.tranches, state.tranche_balances, state.unpaid_interest, strict=True)],
+                     for t, b, u in zip(handle.params.tranches, state.tranche_balances, state.unpaid_interest,
+                                        strict=True)],
         "pool_balance": state.pool_balance, "reserve": state.reserve,
         "cumulative_defaults": state.cumulative_defaults, "trigger_breached": state.trigger_breached,
         "claimed": claimed, "data_dir": str(ctx.data_dir), "seconds": round(time.perf_counter() - started, 1),

@@ -10,7 +10,7 @@ import time
 from chainabs import build as builder
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("build", help="compile the contracts and write the artifacts")
     parser.add_argument("--check", action="store_true", help="only report whether the artifacts are stale")
     parser.set_defaults(func=run)

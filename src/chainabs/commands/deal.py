@@ -27,7 +27,7 @@ def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data, default=str) if args.json else text)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deal", help="issue a deal's tranches over a tokenised pool")
     ds = p.add_subparsers(dest="deal_command", metavar="ACTION", required=True)
     c = ds.add_parser("create", help="deploy the deal's contracts and open the offering")

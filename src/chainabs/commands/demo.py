@@ -13,13 +13,13 @@ from chainabs.audit import Check
 from chainabs.commands import args as argtypes
 from chainabs.commands.serve import base_url, listen, serve, settings_from
 from chainabs.context import open_context, resolve_data_dir
+from chainabs.datadir import slug
 from chainabs.demo import run_demo
 from chainabs.indexer import Indexer
-from chainabs.datadir import slug
 from chainabs.store import Store
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="generate a tape, tokenise it, issue tranches, run 12 periods, verify, "
                                        "then serve the audit API over the deal")
     demo.add_argument("--loans", type=argtypes.whole(1, 1_000_000), default=10_000)
@@ -38,7 +38,8 @@ def _print_summary(out: dict[str, Any]) -> None:
           f"{out['cumulative_defaults']}, trigger {'BREACHED' if out['trigger_breached'] else 'not breached'}")
     print(f"{'tranche':<8} {'face':>16} {'balance':>16} {'factor':>8} {'unpaid int.':>12}")
     for t in out["tranches"]:
-        print(f"{t['symbol']:<8} {t['face']:>16} {t['balance']:>16} {t['balance'] / t['face']:>8.4f} {t['unpaid_interest']:>12}")
+        print(f"{t['symbol']:<8} {t['face']:>16} {t['balance']:>16} {t['balance'] / t['face']:>8.4f} "
+              f"{t['unpaid_interest']:>12}")
     print("claims: " + ", ".join(f"{k[:10]}… {v}" for k, v in out["claimed"].items()))
     for c in out["checks"]:
         print(Check(c["name"], c["ok"], c["figures"]).line())

@@ -10,7 +10,7 @@ from chainabs.chain import connect
 from chainabs.deploy import deploy_core, manifest_summary
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("deploy", help="deploy the loan token registry and settlement token")
     parser.add_argument("--out", metavar="FILE", default=None, help="write the deployment manifest here")
     parser.set_defaults(func=run)

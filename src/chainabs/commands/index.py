@@ -17,7 +17,7 @@ from chainabs.indexer import DEFAULT_RANGE, Indexer, SyncStats
 from chainabs.store import Store
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("index", help="index every chainabs event into <data-dir>/index.sqlite")
     parser.add_argument("--once", action="store_true", help="sync once and exit (default: keep following the chain)")
     parser.add_argument("--confirmations", type=argtypes.whole(0), default=0, metavar="N",

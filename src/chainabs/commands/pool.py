@@ -16,13 +16,14 @@ from chainabs.dealfile import load_deal_file
 from chainabs.pool import find_pool, verify_proof_on_chain
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     pool = sub.add_parser("pool", help="create and inspect loan pools")
     pool_sub = pool.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
     create = pool_sub.add_parser("create", help="tokenise a loan tape into a new pool (resumable)")
     create.add_argument("--tape", required=True, metavar="FILE", help="loan tape, CSV or JSON Lines")
     create.add_argument("--deal", required=True, metavar="DEAL.toml", help="deal file: pool name, currency, cut-off")
-    create.add_argument("--batch-size", type=argtypes.whole(1, what="must be 1 or more loans"), default=None, metavar="N",
+    create.add_argument("--batch-size", type=argtypes.whole(1, what="must be 1 or more loans"), default=None,
+                        metavar="N",
                         help="loans per mint transaction (default: half the block gas limit's worth)")
     create.add_argument("--no-progress", action="store_true", help="no progress bar")
     create.set_defaults(func=run_create)
@@ -66,7 +67,8 @@ def run_create(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     else:
         print(f"pool {report.name!r} at {report.pool}")
-        print(f"  loans on tape {report.loans}, eligible {report.eligible}, ineligible {sum(report.ineligible.values())}"
+        print(f"  loans on tape {report.loans}, eligible {report.eligible}, "
+              f"ineligible {sum(report.ineligible.values())}"
               + (f" ({', '.join(f'{k} {v}' for k, v in report.ineligible.items())})" if report.ineligible else ""))
         print(f"  outstanding {report.outstanding_units} units, root {report.root}")
         print(f"  minted now {report.minted_now} in {report.batches} batches, {report.gas_per_loan:,.0f} gas per loan")

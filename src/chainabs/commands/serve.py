@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_KEY_ENV = "CHAINABS_API_KEY"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("serve", help="serve the audit API and keep the index in step with the chain")
     parser.add_argument("--host", default=None, help="interface to listen on (default $CHAINABS_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default $CHAINABS_PORT or 8000)")

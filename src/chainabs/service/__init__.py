@@ -13,12 +13,32 @@ a deal is named by its pool's name (None: the only pool of the data dir).
 """
 
 from chainabs.service.deals import (
-    FAR_FUTURE, InvestorsChanged, TrancheMove, add_investors, check_settlement_token, claim, close_offering,
-    create_deal, freeze_investors, fund, open_deal, subscribe, trade, tranche_index, transfer,
+    FAR_FUTURE,
+    InvestorsChanged,
+    TrancheMove,
+    add_investors,
+    check_settlement_token,
+    claim,
+    close_offering,
+    create_deal,
+    freeze_investors,
+    fund,
+    open_deal,
+    subscribe,
+    trade,
+    tranche_index,
+    transfer,
 )
 from chainabs.service.periods import (
-    PostedPeriod, TapeSource, deal_cutoff_day, loan_level_tape, loans_from_rows, post_period, read_period,
-    report_period, simulate,
+    PostedPeriod,
+    TapeSource,
+    deal_cutoff_day,
+    loan_level_tape,
+    loans_from_rows,
+    post_period,
+    read_period,
+    report_period,
+    simulate,
 )
 from chainabs.service.pools import CreatedPool, check_tape, create_pool
 

@@ -21,7 +21,14 @@ from chainabs.context import Context
 from chainabs.datadir import DataDir, DealRecord, PartialDeal
 from chainabs.dealfile import DealFile
 from chainabs.errors import (
-    ChainabsError, Conflict, ContractRevert, InsufficientFunds, InvalidInput, NotEligible, NotFound, WrongPhase,
+    ChainabsError,
+    Conflict,
+    ContractRevert,
+    InsufficientFunds,
+    InvalidInput,
+    NotEligible,
+    NotFound,
+    WrongPhase,
 )
 from chainabs.pool import PoolFiles, find_pool
 from chainabs.tape import format_day
@@ -240,7 +247,8 @@ def close_offering(ctx: Context, *, pool: str | None = None) -> Sent:
     """Close the offering: unsold units to the originator, which funds the initial reserve."""
     handle, _ = open_deal(ctx, pool)
     need_phase(handle, "open", "close the offering")
-    need_cash(handle, handle.roles.originator, handle.params.initial_reserve, "close the offering (the initial reserve)")
+    need_cash(handle, handle.roles.originator, handle.params.initial_reserve,
+              "close the offering (the initial reserve)")
     return deals.close(handle)
 
 

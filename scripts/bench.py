@@ -18,6 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chainabs.chain import Chain
 
 
 
@@ -25,7 +29,7 @@ def _peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def naive_gas_per_loan(chain, loans: int = 50) -> float:
+def naive_gas_per_loan(chain: Chain, loans: int = 50) -> float:
     """The baseline: one OpenZeppelin ERC721 mint per loan, commitment in a mapping."""
     from chainabs.merkle import keccak256
 
@@ -43,9 +47,9 @@ def bench_mint(args: argparse.Namespace) -> dict:
     from chainabs.chain.anvil import DEV_KEYS, Anvil
     from chainabs.context import Context
     from chainabs.deploy import deploy_core
+    from chainabs.pool import create_pool
     from chainabs.tape import Eligibility
     from chainabs.tapegen import write_tape
-    from chainabs.pool import create_pool
 
     anvil = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,6 +59,7 @@ def bench_mint(args: argparse.Namespace) -> dict:
             anvil = Anvil().start()
             args.rpc = anvil.url
         try:
+            chain: Chain
             if args.rpc:
                 chain = RpcChain(args.rpc, keys=[os.environ.get("CHAINABS_PRIVATE_KEY") or DEV_KEYS[0]])
             else:
@@ -95,11 +100,11 @@ def simulate_seconds(loans: int, periods: int = 12) -> dict:
     from chainabs import deal as deals
     from chainabs.chain import EmbeddedChain
     from chainabs.context import Context
-    from chainabs.deploy import deploy_core
-    from chainabs.demo import DEMO_DEAL
     from chainabs.dealfile import parse_deal_file
-    from chainabs.service import create_deal, fund, simulate
+    from chainabs.demo import DEMO_DEAL
+    from chainabs.deploy import deploy_core
     from chainabs.pool import create_pool
+    from chainabs.service import create_deal, fund, simulate
     from chainabs.tapegen import write_tape
 
     with tempfile.TemporaryDirectory() as tmp:

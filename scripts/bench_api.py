@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 SYNTHETIC_TOKEN = "0x" + "5e" * 20
 SYNTHETIC_HOLDERS = 10_000

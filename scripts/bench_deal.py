@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from chainabs import deal as d

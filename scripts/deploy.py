@@ -119,8 +119,8 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if dealfile is not None:
         from chainabs.datadir import DataDir, slug
-        from chainabs.service import create_deal, open_deal
         from chainabs.pool import create_pool
+        from chainabs.service import create_deal, open_deal
 
         ctx = Context(data_dir=data_dir, chain=chain, core=core, manifest_path=core_path)
         report = create_pool(ctx, tape_path=args.tape, name=dealfile.pool.name, currency=dealfile.pool.currency,

@@ -138,14 +138,14 @@ def find_compiler() -> Path:
     if on_path:
         candidates.append(Path(on_path))
     try:
-        candidates.append(Path(solcx.get_executable(COMPILER_VERSION)))
-    except Exception:  # noqa: BLE001 - py-solc-x raises several kinds for "not installed"
+        candidates.append(Path(solcx.get_executable(COMPILER_VERSION)))  # type: ignore[attr-defined]
+    except Exception:
         pass
     for binary in candidates:
         try:
             if str(solcx.wrapper.get_solc_version(binary)) == COMPILER_VERSION:
                 return binary
-        except Exception:  # noqa: BLE001 - a broken or foreign binary is skipped
+        except Exception:
             continue
     if not (node_modules() / "solc").is_dir():
         raise BuildError(f"no solc {COMPILER_VERSION} found and node_modules/solc is missing: run `make setup`")
@@ -183,8 +183,8 @@ def compile_all(sources: dict[str, str] | None = None) -> tuple[dict[str, Any], 
         output = solcx.compile_standard(standard_input(sources), solc_binary=binary, allow_empty=True)
     except SolcError as exc:
         try:
-            output = json.loads(exc.stdout_data)
-        except (TypeError, ValueError):
+            output = json.loads(exc.stdout_data or "")
+        except ValueError:
             raise BuildError(f"solc failed: {exc}") from exc
     output["_sources"] = sources
     diagnostics = _diagnostics(output)

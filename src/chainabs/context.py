@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth_utils import to_checksum_address
+
 from chainabs.chain import Chain, EmbeddedChain, RpcChain
 from chainabs.deploy import Manifest, deploy_core
 from chainabs.errors import DeploymentError
@@ -41,7 +43,7 @@ def open_context(*, rpc: str | None = None, data_dir: str | os.PathLike[str] | N
         core = Manifest.read(path)
         if core.chain_id != chain.chain_id:
             raise DeploymentError(f"{path} is for chain {core.chain_id}, but the node is chain {chain.chain_id}")
-        missing = [n for n, a in core.contracts.items() if not bytes(chain.w3.eth.get_code(a))]
+        missing = [n for n, a in core.contracts.items() if not bytes(chain.w3.eth.get_code(to_checksum_address(a)))]
         if missing:
             raise DeploymentError(f"{path}: no code on chain for {', '.join(missing)}; wrong node or a reset chain?")
     elif create:

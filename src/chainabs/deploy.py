@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from chainabs.build import load_artifact
 from chainabs.chain import Chain
 from chainabs.errors import DeploymentError
@@ -71,7 +73,7 @@ def verify_code(chain: Chain, manifest: Manifest) -> list[str]:
     problems = []
     for name, address in manifest.contracts.items():
         artifact = load_artifact(name.split(":")[0])
-        onchain = bytes(chain.w3.eth.get_code(address))
+        onchain = bytes(chain.w3.eth.get_code(to_checksum_address(address)))
         expected = bytes.fromhex(artifact["deployedBytecode"][2:])
         if len(onchain) != len(expected) or not _same_modulo_immutables(onchain, expected):
             problems.append(f"{name} at {address}: code on chain does not match the artifact")

@@ -35,8 +35,8 @@ from chainabs.build import artifact_names, load_artifact
 from chainabs.chain import Chain, LogSource, RawLog
 from chainabs.chain.abi import event_specs, token_kind
 from chainabs.context import Context
-from chainabs.errors import ChainabsError, ReorgDetected, RpcError
 from chainabs.datadir import DataDir, DealRecord, read_json
+from chainabs.errors import ChainabsError, ReorgDetected, RpcError
 from chainabs.store import HEAD, BlockRow, ContractRow, EventRow, Store, TransferRow
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,8 @@ def discover_contracts(ctx: Context) -> list[Watched]:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s unreadable (%s); not indexed", path, exc)
             continue
-        start = deal.deployment_block
-        if start is None:
-            start = pool_starts.get(deal.pool.lower(), core_start)
+        start = deal.deployment_block if deal.deployment_block is not None else \
+            pool_starts.get(deal.pool.lower(), core_start)
         for name, address in sorted(deal.contracts.items()):
             add(address, name, f"{path.stem}/{name}", start, str(path))
     return list(found.values())
@@ -211,7 +210,7 @@ class Indexer:
             try:
                 with self.lock:
                     logs = self.source.get_logs(start, end, addresses)
-            except Exception as exc:  # noqa: BLE001 - a refusal (range, limit, timeout) of any source
+            except Exception as exc:
                 if end == start:
                     if isinstance(exc, ChainabsError):
                         raise
@@ -276,7 +275,7 @@ class Indexer:
                     raise ValueError("unknown event")
                 args = spec.decode(topics, data)
                 name = spec.name
-            except Exception as exc:  # noqa: BLE001 - keep undecodable logs, raw, rather than lose them
+            except Exception as exc:
                 log.warning("%s %s log %d in block %d not decoded (%s); stored raw", label, address, index, number, exc)
                 name, args, spec = "Unknown", {"topics": ["0x" + t.hex() for t in topics], "data": "0x" + data.hex()}, None
             events.append((block_hash, index, number, tx_hash, address, label, name,
@@ -356,7 +355,7 @@ class Indexer:
                              stats.seconds, stats.indexed_head)
             except ChainabsError as exc:
                 log.warning("indexing failed: %s; retrying in %.1f s", exc, interval)
-            except Exception:  # noqa: BLE001 - a bug must not silently stop the indexer thread
+            except Exception:
                 log.exception("indexing failed unexpectedly; retrying in %.1f s", interval)
             stop.wait(interval)
 

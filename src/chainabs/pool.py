@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from chainabs import merkle
 from chainabs.chain import RawCall, SetProbe
@@ -174,7 +174,7 @@ def _block_limit(ctx: Context) -> int:
 
 
 def _has_code(ctx: Context, address: str) -> bool:
-    return bool(ctx.chain._rpc(lambda: bytes(ctx.chain.w3.eth.get_code(address))))
+    return bool(ctx.chain._rpc(lambda: bytes(ctx.chain.w3.eth.get_code(to_checksum_address(address)))))
 
 
 def _ensure_deployed(ctx: Context, record: PoolRecord, folder: PoolDir) -> tuple[Any, PoolRecord]:

@@ -60,9 +60,9 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from numbers import Real
 from operator import attrgetter
 from typing import Any
@@ -117,20 +117,21 @@ def monthly_rates(cdr: float, cpr: float, *, delinquency: float = BASE_DELINQUEN
     """SMM, MDR and the delinquency chain for an annual CDR and CPR (module docstring)."""
     smm = 1.0 - (1.0 - cpr) ** (1 / 12)
     mdr = 1.0 - (1.0 - cdr) ** (1 / 12)
-    rho = tuple(float(r) for r in roll_rates)
+    r1, r2, r3, r4 = (float(r) for r in roll_rates)
+    rho = (r1, r2, r3, r4)
     chain = math.prod(rho)
     m0 = delinquency
     if mdr <= 0.0:
         miss, roll = m0, (0.0, 0.0, 0.0, 0.0)
     elif mdr <= m0 * chain:
         a = math.log(mdr / m0) / math.log(chain)
-        miss, roll = m0, tuple(r ** a for r in rho)
+        miss, roll = m0, (r1 ** a, r2 ** a, r3 ** a, r4 ** a)
     elif mdr <= chain:
         miss, roll = mdr / chain, rho
     else:
         a = math.log(mdr) / math.log(chain) if mdr < 1.0 else 0.0
-        miss, roll = 1.0, tuple(r ** a for r in rho)
-    return MonthlyRates(smm=smm, mdr=mdr, miss=min(1.0, miss), roll=roll)  # type: ignore[arg-type]
+        miss, roll = 1.0, (r1 ** a, r2 ** a, r3 ** a, r4 ** a)
+    return MonthlyRates(smm=smm, mdr=mdr, miss=min(1.0, miss), roll=roll)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -29,7 +29,7 @@ from chainabs.tape.model import (
 
 # --- cell rules ----------------------------------------------------------------------------
 
-_SKIP = object()                  # a value whose error is already reported
+_SKIP: Any = object()                  # a value whose error is already reported
 _COLUMN_SET = frozenset(COLUMNS)
 
 
@@ -297,7 +297,7 @@ class _Checker:
         ok = True
         parsers = self.parsers
         for i in range(15):
-            cell = raw[i]
+            cell: Any = raw[i]
             if type(cell) is not str and cell is not None and cell is not _SKIP:
                 ok = False
                 self.error(line, COLUMNS[i], json.dumps(cell)[:_SHOWN_CHARS],

@@ -89,9 +89,10 @@ def summarize(tape: Tape, criteria: Eligibility) -> dict[str, Any]:
         if cutoff is None:
             months = loan.term_months
         else:
-            months = months_cache.get(loan.maturity_day)
-            if months is None:
-                months = months_cache[loan.maturity_day] = remaining_months(cutoff, loan.maturity_day)
+            cached = months_cache.get(loan.maturity_day)
+            if cached is None:
+                cached = months_cache[loan.maturity_day] = remaining_months(cutoff, loan.maturity_day)
+            months = cached
         term_weight += out * months
         for bucket in (by_product[PRODUCTS[loan.product]], by_status[STATUSES[loan.status]]):
             bucket["eligible"] += 1

@@ -102,6 +102,7 @@ def _read_csv(text: str, check: _Checker) -> None:
     header: list[str] | None = None
     header_line = 1
     prev = 0
+    row: list[Any]
     while header is None:
         try:
             row = next(reader)
@@ -218,7 +219,7 @@ def _json_reason(s: str) -> str:
 
 
 def _read_jsonl(text: str, check: _Checker) -> None:
-    scan = _JSON.scan_once     # the C scanner behind decode(), without its per-call overhead
+    scan = _JSON.scan_once  # type: ignore[attr-defined]  # the C scanner behind decode(), without its per-call overhead
     error = check.error
     known = _COLUMN_SET
     for number, raw in enumerate(text.split("\n"), 1):

@@ -163,7 +163,12 @@ def periods(store: Store, deal: DealInfo) -> list[dict[str, Any]]:
             out.append(row)
         deal.memo.clear()
         deal.memo[key] = out
-    return deal.memo[key]  # type: ignore[no-any-return]
+    return deal.memo[key]
+
+
+def _ratio(part: int, whole: int) -> float:
+    """part / whole to 8 decimals, for display (a factor); 0.0 when whole is 0."""
+    return round(part / whole, 8) if whole else 0.0
 
 
 def _annualised(monthly_numerator: int, base: int) -> tuple[float, float]:
@@ -195,7 +200,7 @@ def tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[st
         support = pool_balance + reserve - senior
         rows.append({
             "index": k, "name": t.name, "symbol": t.symbol, "address": to_checksum_address(t.address), "face": t.face,
-            "balance": balance, "factor": round(balance / t.face, 8) if t.face else 0.0,
+            "balance": balance, "factor": _ratio(balance, t.face),
             "coupon_bps": t.coupon_bps, "residual": k == len(deal.tranches) - 1, "unpaid_interest": unpaid,
             "credit_enhancement_units": support,
             "credit_enhancement_bps": support * BPS // pool_balance if pool_balance else 0,
@@ -224,7 +229,7 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
     delinquency = None
     if statuses is not None and outstanding is not None:
         delinquency = {name: {"count": 0, "outstanding_units": 0} for name in STATUSES}
-        for s, o in zip(statuses, outstanding):
+        for s, o in zip(statuses, outstanding, strict=False):
             delinquency[STATUSES[s]]["count"] += 1
             delinquency[STATUSES[s]]["outstanding_units"] += o
     return {
@@ -232,7 +237,7 @@ def deal_figures(deal: DealInfo, history: list[dict[str, Any]], statuses: list[i
                               (("deal", deal.deal), ("registry", deal.registry), ("exchange", deal.exchange))},
         "periods": len(history), "last_period": last["period"] if last else None,
         "initial_balance": initial, "pool_balance": balance,
-        "pool_factor": round(balance / initial, 8) if initial else 0.0,
+        "pool_factor": _ratio(balance, initial),
         "loan_count": last["loan_count"] if last else None,
         "cumulative_defaults": defaults, "cumulative_recoveries": recoveries,
         "cumulative_net_loss": defaults - recoveries,
@@ -277,7 +282,7 @@ def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int,
                         "prepayments": split[1] if split else None, "recoveries": p["recoveries"],
                         "total": p["interest_collected"] + p["principal_collected"] + p["recoveries"]},
         "pool": {"balance_start": p["pool_balance_start"], "balance_end": p["pool_balance_end"],
-                 "factor": round(p["pool_balance_end"] / initial, 8) if initial else 0.0,
+                 "factor": _ratio(p["pool_balance_end"], initial),
                  "defaulted_principal": p["defaulted_principal"], "cumulative_defaults": defaults,
                  "cumulative_recoveries": recoveries, "cumulative_net_loss": defaults - recoveries,
                  "cpr_monthly": cpr_m, "cpr_annualised": cpr_a, "cdr_monthly": cdr_m, "cdr_annualised": cdr_a},
@@ -289,7 +294,7 @@ def investor_report(deal: DealInfo, history: list[dict[str, Any]], n: int,
         "trigger_test": {"cumulative_default_bps": defaults * BPS // initial if initial else 0,
                          "threshold_bps": deal.default_trigger_bps, "breached": bool(p["trigger_breached"])},
         "residual_paid": p["residual_paid"],
-        "tranches": [{**t, "factor": round(t["balance_end"] / deal.tranches[k].face, 8) if deal.tranches[k].face else 0.0}
+        "tranches": [{**t, "factor": _ratio(t["balance_end"], deal.tranches[k].face)}
                      for k, t in enumerate(p["tranches"])],
     }
 
@@ -325,8 +330,8 @@ def enrich_holdings(*, chain: Chain, store: Store, tokens: TrancheTokens, addres
     # a holder who sold every unit may still have cash to claim: show those tranches too
     for token, (deal, t) in tokens.items():
         if token not in held and store.claimed(token, address):
-            holdings.append({"token": token, "contract": "TrancheToken", "label": f"{deal.slug}/TrancheToken:{t.symbol}",
-                             "kind": "erc20", "amount": "0"})
+            holdings.append({"token": token, "contract": "TrancheToken",
+                             "label": f"{deal.slug}/TrancheToken:{t.symbol}", "kind": "erc20", "amount": "0"})
     out = []
     now = None
     for h in holdings:
@@ -337,15 +342,15 @@ def enrich_holdings(*, chain: Chain, store: Store, tokens: TrancheTokens, addres
         deal, t = entry
         state = tranche_state(deal, periods(store, deal))[t.index]
         units = int(h["amount"])
-        token = chain.contract("TrancheToken", to_checksum_address(t.address))
+        contract = chain.contract("TrancheToken", to_checksum_address(t.address))
         holder = to_checksum_address(address)
         with lock:
-            claimable = int(chain.call(token.functions.claimableOf(holder)))
-            eligible_until, frozen = chain.call(token.functions.eligibilityOf(holder))
+            claimable = int(chain.call(contract.functions.claimableOf(holder)))
+            eligible_until, frozen = chain.call(contract.functions.eligibilityOf(holder))
             if now is None:
                 now = int(chain.w3.eth.get_block("latest")["timestamp"])
-        out.append({**h, "pool": to_checksum_address(deal.pool), "deal": to_checksum_address(deal.deal), "tranche": t.name, "symbol": t.symbol,
-                    "tranche_index": t.index, "units": str(units),
+        out.append({**h, "pool": to_checksum_address(deal.pool), "deal": to_checksum_address(deal.deal),
+                    "tranche": t.name, "symbol": t.symbol, "tranche_index": t.index, "units": str(units),
                     "outstanding_principal": units * state["balance"] // t.face if t.face else 0,
                     "claimable": claimable, "claimed": store.claimed(t.address, address),
                     "eligible": bool(int(eligible_until) > now and not frozen),
@@ -363,7 +368,7 @@ def _period_tape(deal: DealInfo, folder: PoolDir, n: int) -> tuple[list[int], li
                 [int(s) for s in tape.statuses], [int(o) for o in tape.outstanding])
         except (OSError, ValueError, KeyError, TypeError):
             deal.memo[key] = None
-    return deal.memo[key]  # type: ignore[no-any-return]
+    return deal.memo[key]
 
 
 def _committed_tape(files: PoolFiles) -> tuple[list[int], list[int]]:
@@ -388,7 +393,7 @@ def principal_split_of(deal: DealInfo, files: PoolFiles, n: int) -> tuple[int, i
             except ValueError:  # a period tape of another length: not this pool's
                 value = None
         deal.memo[key] = value
-    return deal.memo[key]  # type: ignore[no-any-return]
+    return deal.memo[key]
 
 
 def pool_deal_figures(deal: DealInfo, store: Store, files: PoolFiles) -> dict[str, Any]:

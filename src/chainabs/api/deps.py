@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
-from fastapi import Depends, Path as PathParam, Query, Request
+from fastapi import Depends, Query, Request
+from fastapi import Path as PathParam
 
 from chainabs import figures
 from chainabs.api.settings import Settings
@@ -171,7 +172,7 @@ class AppState:
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.chainabs  # type: ignore[no-any-return]
+    return request.app.state.chainabs
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -94,7 +94,7 @@ TranchePeriod = create_model("TranchePeriod", index=(int, ...), name=(str, ...),
 PeriodOut = create_model(
     "PeriodOut", **model_fields(PeriodResult, skip=("tranches",)), loan_count=(int, ...),
     loan_root=(str, Field(description="Merkle root of the period's loan-level tape")),
-    tranches=(list[TranchePeriod], ...),  # type: ignore[valid-type]
+    tranches=(list[TranchePeriod], ...),
     block_number=(int, ...), block_hash=(str, ...), tx_hash=(str, ...))
 
 
@@ -136,7 +136,7 @@ class TriggerTest(BaseModel):
 
 Fees = create_model("Fees", **model_fields(PeriodResult, prefix="fee_"))
 Reserve = create_model("Reserve", **model_fields(PeriodResult, prefix="reserve_"))
-ReportTranche = create_model("ReportTranche", __base__=TranchePeriod,  # type: ignore[call-overload]
+ReportTranche = create_model("ReportTranche", __base__=TranchePeriod,
                              factor=(float, Field(description="balance at the period's end / face")))
 
 
@@ -152,10 +152,10 @@ class InvestorReport(BaseModel):
     tx_hash: str
     collections: Collections
     pool: PoolPerformance
-    fees: Fees  # type: ignore[valid-type]
+    fees: Fees
     excess_spread: int = Field(description="interest collected less the fee and the rated tranches' interest paid")
     overcollateralisation: Overcollateralisation
-    reserve: Reserve  # type: ignore[valid-type]
+    reserve: Reserve
     trigger_test: TriggerTest
     residual_paid: int
-    tranches: list[ReportTranche]  # type: ignore[valid-type]
+    tranches: list[ReportTranche]

@@ -13,8 +13,9 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from chainabs import figures
-from chainabs.api.deps import DealCatalog, DealsDep, NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+from chainabs.api.deps import DealCatalog, DealsDep, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
 from chainabs.api.models import InvestorReport, PeriodOut, TrancheOut
+from chainabs.errors import NotFound
 
 router = APIRouter(tags=["deals"])
 
@@ -39,7 +40,7 @@ class PeriodPage(BaseModel):
     total: int
     limit: int
     offset: int
-    items: list[PeriodOut]  # type: ignore[valid-type]
+    items: list[PeriodOut]
 
 
 PeriodNumber = Annotated[int, Path(ge=1, le=figures.MAX_PERIODS, description="period number, from 1")]
@@ -52,7 +53,10 @@ def _period(history: list[dict[str, Any]], n: int, pool: str) -> dict[str, Any]:
     raise NotFound(f"pool {pool!r} has {len(history)} reported period(s); there is no period {n}")
 
 
-@router.get("/pools/{pool}/tranches", response_model=TrancheList, responses={404: {"description": "no such pool or deal"}})
+NO_DEAL: dict[int | str, dict[str, Any]] = {404: {"description": "no such pool or deal"}}
+
+
+@router.get("/pools/{pool}/tranches", response_model=TrancheList, responses=NO_DEAL)
 def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> TrancheList:
     """Each tranche's balance, factor, coupon, unpaid interest and credit enhancement now."""
     deal = deal_of(deals, entry)
@@ -62,7 +66,7 @@ def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> Tran
                        items=[TrancheOut(**t) for t in figures.tranche_state(deal, history)])
 
 
-@router.get("/pools/{pool}/periods", response_model=PeriodPage, responses={404: {"description": "no such pool or deal"}})
+@router.get("/pools/{pool}/periods", response_model=PeriodPage, responses=NO_DEAL)
 def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
     """Every reported period, oldest first, with the full waterfall."""
     deal = deal_of(deals, entry)

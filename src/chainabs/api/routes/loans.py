@@ -11,9 +11,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from chainabs import merkle
-from chainabs.api.deps import NotFound, PageDep, PoolEntry, PoolEntryDep, StateDep, shown
+from chainabs.api.deps import PageDep, PoolEntry, PoolEntryDep, StateDep, shown
 from chainabs.datadir import CommittedLoan
-from chainabs.errors import ChainabsError
+from chainabs.errors import ChainabsError, NotFound
 from chainabs.pool import PoolFiles, verify_proof_on_chain
 from chainabs.tape import PRODUCTS, REPAYMENT_TYPES, STATUSES, format_day
 
@@ -88,7 +88,7 @@ def _as_of(entry: PoolEntry, period: int | None) -> tuple[list[int], list[int]] 
         if len(entry.memo) > 64:
             entry.memo.clear()
         entry.memo[key] = ([int(x) for x in tape.statuses], [int(x) for x in tape.outstanding])
-    return entry.memo[key]  # type: ignore[no-any-return]
+    return entry.memo[key]
 
 
 def _view(entry: PoolEntry, index: int, tape: tuple[list[int], list[int]] | None) -> Loan:

@@ -24,6 +24,9 @@ Rows are keyed by (block hash, log index), so re-reading a range is idempotent: 
 present is neither stored twice nor counted twice in a balance. `rollback_to` removes
 everything after a block and takes the removed transfers back out of the balances, all in one
 transaction. The file is in WAL mode: the service's readers never wait for the indexer.
+
+`Store.open(data_dir, read_only=True)` reads an index without ever writing to it (no schema
+migration, no WAL switch, SQLite's `mode=ro`): the audit reads the operator's index this way.
 """
 
 from __future__ import annotations
@@ -130,29 +133,44 @@ class Event:
 
 
 class Store:
-    """The index file: one writer connection (serialised by a lock) and one reader per thread."""
+    """The index file: one writer connection (serialised by a lock) and one reader per thread.
 
-    def __init__(self, path: str | Path, *, chain_id: int | None = None) -> None:
+    With `read_only` there is no writer: the file must exist, is opened with SQLite's
+    `mode=ro`, and every write raises ChainabsError. Reads of a damaged file raise sqlite3.Error.
+    """
+
+    def __init__(self, path: str | Path, *, chain_id: int | None = None, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_guard = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        if read_only:
+            self._reader()  # fail now, not at the first read, when the file cannot be opened
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._migrate(chain_id)
 
     @classmethod
-    def open(cls, data_dir: str | Path, *, chain_id: int | None = None) -> Store:
+    def open(cls, data_dir: str | Path, *, chain_id: int | None = None, read_only: bool = False) -> Store:
         """The index of a data dir: `<data_dir>/index.sqlite`."""
-        return cls(DataDir(Path(data_dir)).index_path, chain_id=chain_id)
+        return cls(DataDir(Path(data_dir)).index_path, chain_id=chain_id, read_only=read_only)
 
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only and not self.path.is_file():
+            raise ChainabsError(f"cannot open the index {self.path}: no such file")
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            if self.read_only:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=30.0)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         except sqlite3.Error as exc:
             raise ChainabsError(f"cannot open the index {self.path}: {exc}") from None
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a crash of the process
@@ -171,6 +189,8 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._writer is None:
+            raise ChainabsError(f"the index {self.path} is open read-only")
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
@@ -187,7 +207,8 @@ class Store:
                 conn.close()
             self._readers.clear()
         with self._write_lock:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
 
     def _migrate(self, chain_id: int | None) -> None:
         """Create the schema; an index of another schema version or chain is derived data,
@@ -224,6 +245,10 @@ class Store:
     def block_hash(self, number: int) -> str | None:
         row = self._reader().execute("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
         return None if row is None else str(row[0])
+
+    def block_hashes(self) -> dict[int, str]:
+        """{number: hash} of every stored block."""
+        return {int(n): str(h) for n, h in self._reader().execute("SELECT number, hash FROM blocks")}
 
     def block_numbers(self, upto: int) -> list[int]:
         """Numbers of the stored blocks at or below `upto`, ascending."""
@@ -328,14 +353,16 @@ class Store:
         return self.cursor()
 
     def balances_of_token(self, token: str) -> dict[str, int]:
+        """{holder: amount} of every non-zero balance of `token` (lower-case addresses)."""
         rows = self._reader().execute("SELECT holder, amount FROM balances WHERE token = ?", (token,))
         return {holder: int(amount) for holder, amount in rows}
 
-    def transfers(self, address: str, *, limit: int = 100, offset: int = 0,
-                  token: str | None = None) -> tuple[int, list[Transfer]]:
-        """Transfers from or to `address`, oldest first, and how many there are in all."""
-        where_token = " AND token = ?" if token else ""
-        extra: tuple[Any, ...] = (token,) if token else ()
+    def transfers(self, address: str, *, limit: int | None = 100, offset: int = 0, token: str | None = None,
+                  to_block: int | None = None) -> tuple[int, list[Transfer]]:
+        """Transfers from or to `address` (up to block `to_block`), oldest first, and how many
+        there are in all; `limit` None: every one."""
+        where_token = (" AND token = ?" if token else "") + (" AND block_number <= ?" if to_block is not None else "")
+        extra: tuple[Any, ...] = ((token,) if token else ()) + ((to_block,) if to_block is not None else ())
         union = (f"SELECT * FROM transfers WHERE from_addr = ?{where_token} UNION ALL "
                  f"SELECT * FROM transfers WHERE to_addr = ? AND from_addr <> ?{where_token}")
         params = (address, *extra, address, address, *extra)
@@ -345,13 +372,14 @@ class Store:
             f"SELECT t.block_number, t.block_hash, t.log_index, t.tx_hash, t.token, c.artifact, c.label, t.kind, "
             f"t.from_addr, t.to_addr, t.amount, t.token_id FROM ({union}) t LEFT JOIN contracts c "
             f"ON c.address = t.token ORDER BY t.block_number, t.log_index LIMIT ? OFFSET ?",
-            (*params, limit, offset)).fetchall()
+            (*params, -1 if limit is None else limit, offset)).fetchall()
         return total, [Transfer(*r[:10], int(r[10]), None if r[11] is None else int(r[11])) for r in rows]
 
     def events(self, address: str | None = None, event: str | None = None, holder: str | None = None, *,
-               from_block: int = 0, to_block: int | None = None, limit: int = 1000, offset: int = 0) -> list[Event]:
+               from_block: int = 0, to_block: int | None = None, limit: int | None = 1000,
+               offset: int = 0) -> list[Event]:
         """Decoded events in chain order, filtered by contract address, event name and `holder`
-        (the Transfer events from or to that address)."""
+        (the Transfer events from or to that address); `limit` None: every one."""
         clauses: list[str] = ["e.block_number >= ?"]
         params: list[Any] = [from_block]
         if to_block is not None:
@@ -373,8 +401,19 @@ class Store:
         rows = self._reader().execute(
             "SELECT e.block_number, e.block_hash, e.log_index, e.tx_hash, e.address, e.contract, e.event, e.args_json "
             f"FROM {source} WHERE {' AND '.join(clauses)} ORDER BY e.block_number, e.log_index LIMIT ? OFFSET ?",
-            (*params, limit, offset))
+            (*params, -1 if limit is None else limit, offset))
         return [Event(*r[:7], json.loads(r[7])) for r in rows]
+
+    def copy_to(self, target: str | Path) -> Path:
+        """A consistent copy of the index in `target` (SQLite's online backup), e.g. for a
+        reader that must not touch the original."""
+        target = Path(target)
+        dst = sqlite3.connect(target)
+        try:
+            self._reader().backup(dst)
+        finally:
+            dst.close()
+        return target
 
     def counts(self) -> dict[str, int]:
         conn = self._reader()

@@ -1,0 +1,106 @@
+"""The periods checks: the waterfall replayed through the reference model, and the cash.
+
+- waterfall: every PeriodReported, replayed through chainabs.waterfall from the published
+  terms, equal field by field; the model's carried state equals the contract's.
+- cash: settlement flows into and out of the deal equal the reserve, collections, fees and
+  claims; the deal's balance equals reserve + paid not yet claimed (dust included); every
+  period conserves cash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from chainabs import deal as deals
+from chainabs.audit.events import ChainEvent, DealEvents
+from chainabs.audit.report import Check, first
+from chainabs.audit.tokens import TokenBook
+from chainabs.errors import WaterfallError
+from chainabs.waterfall import (DealParams, DealState, PeriodReport, PeriodResult, TrancheResult,
+                                check_conservation, run_period)
+
+
+def _diff(chain: PeriodResult, model: PeriodResult) -> list[tuple[str, Any, Any]]:
+    out = [(f.name, getattr(chain, f.name), getattr(model, f.name)) for f in fields(PeriodResult)
+           if f.name != "tranches" and getattr(chain, f.name) != getattr(model, f.name)]
+    if len(chain.tranches) != len(model.tranches):
+        return [*out, ("tranches", len(chain.tranches), len(model.tranches))]
+    for k, (a, b) in enumerate(zip(chain.tranches, model.tranches, strict=True)):
+        out += [(f"tranches[{k}].{f.name}", getattr(a, f.name), getattr(b, f.name))
+                for f in fields(TrancheResult) if getattr(a, f.name) != getattr(b, f.name)]
+    return out
+
+
+def check_waterfall(handle: deals.DealHandle, ev: DealEvents, terms: DealParams,
+                    periods: list[tuple[ChainEvent, PeriodResult]]) -> list[Check]:
+    offering = not periods and deals.phase(handle) != "closed"
+    state = DealState.offering(terms) if offering else DealState.initial(terms)
+    differences: list[dict[str, Any]] = []
+    differing: list[int] = []
+    numbers = [r.period for _, r in periods]
+    for _, onchain in periods:
+        report = PeriodReport(onchain.interest_collected, onchain.principal_collected, onchain.recoveries,
+                              onchain.defaulted_principal)
+        try:
+            expected, state = run_period(terms, state, report)
+        except WaterfallError as exc:
+            differing.append(onchain.period)
+            differences.append({"period": onchain.period, "model": str(exc)})
+            break
+        found = _diff(onchain, expected)
+        if found:
+            differing.append(onchain.period)
+            differences += [{"period": onchain.period, "field": f, "chain": a, "model": b} for f, a, b in found]
+    in_order = numbers == list(range(1, len(numbers) + 1))
+    replay = Check("waterfall: every PeriodReported equals the reference model, field by field",
+                   not differing and in_order,
+                   {"periods": len(periods), "in order": in_order, "differing periods": differing,
+                    "differences": len(differences), "first": first(differences)})
+    final = deals.read_state(handle)  # the latest block: the logs were read up to it moments ago
+    carried = Check("waterfall: the model's carried state equals the contract's", state == final,
+                    {"period": final.period, "tranche balances": final.tranche_balances,
+                     "model tranche balances": state.tranche_balances, "unpaid interest": final.unpaid_interest,
+                     "reserve": final.reserve, "model reserve": state.reserve, "pool balance": final.pool_balance})
+    return [replay, carried]
+
+
+# -- cash and claims ---------------------------------------------------------------------------
+
+def check_cash(handle: deals.DealHandle, ev: DealEvents, periods: list[tuple[ChainEvent, PeriodResult]],
+               books: list[TokenBook]) -> list[Check]:
+    moved_in = sum(int(e.args["value"]) for e in ev.cash_moves if e.args["to"] == ev.deal)
+    moved_out = sum(int(e.args["value"]) for e in ev.cash_moves if e.args["from"] == ev.deal)
+    closed = ev.named("OfferingClosed", ev.deal)
+    reserve_funded = int(closed[0].args["reserveFunded"]) if closed else 0
+    collected = sum(r.interest_collected + r.principal_collected + r.recoveries for _, r in periods)
+    fees = sum(r.fee_paid for _, r in periods)
+    claimed = sum(b.claimed for b in books)
+    flows = Check("cash: settlement flows into and out of the deal equal reserve + collections and fees + claims",
+                  moved_in == reserve_funded + collected and moved_out == fees + claimed,
+                  {"in": moved_in, "reserve funded": reserve_funded, "collections": collected,
+                   "out": moved_out, "fees": fees, "claims": claimed})
+
+    reserve = periods[-1][1].reserve_end if periods else reserve_funded
+    unclaimed = sum(b.paid - b.claimed for b in books)
+    balance = int(handle.chain.call(handle.settlement.functions.balanceOf(handle.deal.address), block=ev.head))
+    dust = handle.chain.call(handle.deal.functions.cashLedger(), block=ev.head)[3]
+    held = Check("cash: deal balance (from events and on chain) = reserve + paid not yet claimed (dust included)",
+                 moved_in - moved_out == balance == reserve + unclaimed,
+                 {"from events": moved_in - moved_out, "on chain": balance, "reserve": reserve,
+                  "unclaimed": unclaimed, "dust": sum(dust)})
+
+    broken = []
+    for _, r in periods:
+        try:
+            check_conservation(r)
+        except WaterfallError as exc:
+            broken.append(str(exc))
+    paid_by_period = [sum(r.tranches[k].cash_paid for _, r in periods if k < len(r.tranches))
+                      for k in range(len(books))]
+    distributed = [b.paid for b in books]
+    conserved = Check("cash: every period conserves cash, and each tranche was credited its cash_paid",
+                      not broken and paid_by_period == distributed,
+                      {"periods": len(periods), "broken": first(broken), "cash_paid": paid_by_period,
+                       "Distributed": distributed})
+    return [flows, held, conserved]

@@ -256,8 +256,8 @@ class Store:
         return [int(r[0]) for r in rows]
 
     def contracts(self) -> list[ContractRow]:
-        rows = self._reader().execute(
-            "SELECT address, artifact, label, kind, start_block, synced_to FROM contracts ORDER BY start_block, address")
+        rows = self._reader().execute("SELECT address, artifact, label, kind, start_block, synced_to FROM contracts "
+                                      "ORDER BY start_block, address")
         return [ContractRow(*r) for r in rows]
 
     def add_contracts(self, rows: Iterable[ContractRow]) -> None:
@@ -373,7 +373,7 @@ class Store:
             f"t.from_addr, t.to_addr, t.amount, t.token_id FROM ({union}) t LEFT JOIN contracts c "
             f"ON c.address = t.token ORDER BY t.block_number, t.log_index LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, offset)).fetchall()
-        return total, [Transfer(*r[:10], int(r[10]), None if r[11] is None else int(r[11])) for r in rows]
+        return total, [_transfer(r) for r in rows]
 
     def events(self, address: str | None = None, event: str | None = None, holder: str | None = None, *,
                from_block: int = 0, to_block: int | None = None, limit: int | None = 1000,
@@ -402,7 +402,7 @@ class Store:
             "SELECT e.block_number, e.block_hash, e.log_index, e.tx_hash, e.address, e.contract, e.event, e.args_json "
             f"FROM {source} WHERE {' AND '.join(clauses)} ORDER BY e.block_number, e.log_index LIMIT ? OFFSET ?",
             (*params, -1 if limit is None else limit, offset))
-        return [Event(*r[:7], json.loads(r[7])) for r in rows]
+        return [_event(r) for r in rows]
 
     def copy_to(self, target: str | Path) -> Path:
         """A consistent copy of the index in `target` (SQLite's online backup), e.g. for a
@@ -419,6 +419,21 @@ class Store:
         conn = self._reader()
         return {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("events", "transfers", "balances", "blocks", "contracts")}
+
+
+# -- rows into records ------------------------------------------------------------------------
+
+def _transfer(row: Sequence[Any]) -> Transfer:
+    """A `transfers` row joined with its token's contract row, as `Store.transfers` selects it."""
+    number, block_hash, index, tx, token, artifact, label, kind, sender, receiver, amount, token_id = row
+    return Transfer(number, block_hash, index, tx, token, artifact, label, kind, sender, receiver, int(amount),
+                    None if token_id is None else int(token_id))
+
+
+def _event(row: Sequence[Any]) -> Event:
+    """An `events` row, as `Store.events` selects it."""
+    number, block_hash, index, tx, address, contract, event, args_json = row
+    return Event(number, block_hash, index, tx, address, contract, event, json.loads(args_json))
 
 
 # -- balance arithmetic (Python ints: exact for any uint256) -----------------------------------

@@ -238,10 +238,10 @@ def test_cli_prints_every_check_and_exits_0_on_an_honest_deal(data_dir: Path,
 
 def test_api_routes_that_do_not_exist_are_not_checked_rather_than_failed(ctx: Context,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.responses import JSONResponse
+
     import chainabs.api
     from chainabs.audit import check_api, published_terms
-
-    from starlette.responses import JSONResponse
 
     build = chainabs.api.create_app
 

@@ -85,7 +85,7 @@ class AsgiClient:
         assert self._to_app is not None and self._from_app is not None
         try:
             await self.app(scope, self._to_app.get, self._from_app.put)
-        except Exception as exc:  # noqa: BLE001 - the ASGI spec: an app without lifespan support raises
+        except Exception as exc:  # the ASGI spec: an app without lifespan support raises
             await self._from_app.put({"type": "lifespan.unsupported", "error": exc})
 
     async def _shutdown(self) -> None:

@@ -74,7 +74,7 @@ def decode_logs(logs: Iterable[RawLog], artifacts: Mapping[str, str],
             if spec is None:
                 raise ValueError("unknown event")
             name, args = spec.name, spec.decode(topics, data)
-        except Exception:  # noqa: BLE001 - kept raw, as the index keeps it
+        except Exception:  # kept raw, as the index keeps it
             name, args = "Unknown", {"topics": ["0x" + t.hex() for t in topics], "data": "0x" + data.hex()}
         out.append(ChainEvent(number, block_hash, index, tx_hash, address, name, args))
     out.sort(key=lambda e: (e.block_number, e.log_index))
@@ -105,7 +105,7 @@ class DealEvents:
     def artifacts(self) -> dict[str, str]:
         out = {self.deal: "Deal", self.pool: "LoanPool", self.registry: "InvestorRegistry",
                self.exchange: "TrancheExchange", self.settlement: "SettlementToken", self.loan_token: "LoanToken"}
-        out.update({t: "TrancheToken" for t in self.tokens})
+        out.update(dict.fromkeys(self.tokens, "TrancheToken"))
         return out
 
 
@@ -124,7 +124,7 @@ def read_deal_events(handle: deals.DealHandle, files: PoolFiles, *, head: int | 
     loan_token = str(chain.call(pool_contract.functions.loanToken(), block=head)).lower()
     settlement = handle.settlement.address.lower()
     artifacts = {deal: "Deal", pool: "LoanPool", handle.registry.address.lower(): "InvestorRegistry",
-                 handle.exchange.address.lower(): "TrancheExchange", **{t: "TrancheToken" for t in tokens}}
+                 handle.exchange.address.lower(): "TrancheExchange", **dict.fromkeys(tokens, "TrancheToken")}
     events = decode_logs(get_logs(source, start, head, list(artifacts), max_range=max_range), artifacts)
     created = [e for e in events if e.name == "DealCreated" and e.address == deal]
     if created:  # the settlement token the Deal was built with, not the one the handle assumes

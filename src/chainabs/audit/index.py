@@ -48,7 +48,7 @@ def check_index(ctx: Context, ev: DealEvents) -> Check:
         synced = {c.address: c.synced_to for c in store.contracts()}
         discovered = contracts_for(ctx)
         ours = {ev.deal: "Deal", ev.pool: "LoanPool", ev.registry: "InvestorRegistry",
-                ev.exchange: "TrancheExchange", **{t: "TrancheToken" for t in ev.tokens}}
+                ev.exchange: "TrancheExchange", **dict.fromkeys(ev.tokens, "TrancheToken")}
         problems += [f"the indexer does not discover {a} ({n})" for a, n in ours.items() if discovered.get(a) != n]
         for address, artifact in ours.items():
             if address not in synced:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from eth_abi import decode as abi_decode
+from eth_typing import HexStr
 from eth_utils import collapse_if_tuple
 
 from chainabs import deal as deals
@@ -35,7 +36,7 @@ def published_terms(files: PoolFiles) -> DealParams | None:
 def constructor_terms(chain: Chain, tx_hash: str) -> DealParams | None:
     """The Deal's constructor arguments, decoded from its deployment transaction; None unless
     that transaction is a creation with chainabs' Deal artifact as its code."""
-    data = bytes(chain.w3.eth.get_transaction(tx_hash)["input"])
+    data = bytes(chain.w3.eth.get_transaction(HexStr(tx_hash))["input"])
     artifact = load_artifact("Deal")
     code = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
     if not data.startswith(code):
@@ -43,7 +44,7 @@ def constructor_terms(chain: Chain, tx_hash: str) -> DealParams | None:
     ctor = next(item for item in artifact["abi"] if item["type"] == "constructor")
     try:
         _, _, _, tranches, parameters, _ = abi_decode([collapse_if_tuple(p) for p in ctor["inputs"]], data[len(code):])
-    except Exception:  # noqa: BLE001 - malformed arguments: not a deployment we can read
+    except Exception:  # malformed arguments: not a deployment we can read
         return None
     return DealParams(tranches=tuple(TrancheSpec(name=n, symbol=s, face=int(f), coupon_bps=int(c))
                                      for n, s, f, c in tranches),

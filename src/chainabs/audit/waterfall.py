@@ -17,8 +17,15 @@ from chainabs.audit.events import ChainEvent, DealEvents
 from chainabs.audit.report import Check, first
 from chainabs.audit.tokens import TokenBook
 from chainabs.errors import WaterfallError
-from chainabs.waterfall import (DealParams, DealState, PeriodReport, PeriodResult, TrancheResult,
-                                check_conservation, run_period)
+from chainabs.waterfall import (
+    DealParams,
+    DealState,
+    PeriodReport,
+    PeriodResult,
+    TrancheResult,
+    check_conservation,
+    run_period,
+)
 
 
 def _diff(chain: PeriodResult, model: PeriodResult) -> list[tuple[str, Any, Any]]:

@@ -9,7 +9,7 @@ STAMP_NPM := node_modules/.installed
 STAMP_CHROMIUM := $(VENV)/.chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup run test build node soak bench clean
+.PHONY: setup run test lint build node soak bench clean
 
 setup: $(STAMP_PY) $(STAMP_NPM) $(STAMP_CHROMIUM)
 
@@ -31,8 +31,13 @@ $(STAMP_CHROMIUM): $(STAMP_PY)
 run: setup
 	$(BIN)/chainabs demo
 
-test: setup
+test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# ruff over src, scripts and tests; strict mypy over src and scripts (settings in pyproject.toml)
+lint: setup
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 build: setup
 	$(BIN)/chainabs build
@@ -42,7 +47,7 @@ node: setup
 
 # the deal's stateful invariants at length (>= 200 examples x 50 steps); prints the counts at the end
 soak: setup
-	CHAINABS_SOAK=1 $(BIN)/pytest tests/test_invariants.py -s -q
+	CHAINABS_SOAK=1 $(BIN)/pytest tests/contracts/test_invariants.py -s -q
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

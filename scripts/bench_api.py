@@ -61,7 +61,8 @@ def _add_synthetic_transfers(store: Any, count: int, first_block: int) -> None:
             receiver = holders[i % SYNTHETIC_HOLDERS]
             amount = 1_000_000 if sender == zero else 1
             args = json.dumps({"from": sender, "to": receiver, "value": amount}, separators=(",", ":"))
-            events.append((block_hash, i % 100, block, tx_hash, SYNTHETIC_TOKEN, "synthetic/PlainERC20", "Transfer", args))
+            events.append((block_hash, i % 100, block, tx_hash, SYNTHETIC_TOKEN, "synthetic/PlainERC20", "Transfer",
+                           args))
             transfers.append((block_hash, i % 100, block, tx_hash, SYNTHETIC_TOKEN, "erc20", sender, receiver,
                               str(amount), None))
         store.ingest(events=events, transfers=transfers, blocks=[], synced_to=0, contracts=[], cursor=None)
@@ -124,7 +125,8 @@ def _api_holdings(conn: http.client.HTTPConnection, address: str) -> dict[str, i
     return {h["token"].lower(): int(h["amount"]) for h in body["holdings"]}
 
 
-def bench_api(events: int = 100_000, *, real_events: int = 100_000, requests: int = 3_000, seed: int = 1) -> dict[str, Any]:
+def bench_api(events: int = 100_000, *, real_events: int = 100_000, requests: int = 3_000,
+              seed: int = 1) -> dict[str, Any]:
     from chainabs.api import Settings, create_app
     from chainabs.chain import EmbeddedChain
     from chainabs.context import Context

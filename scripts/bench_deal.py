@@ -113,8 +113,8 @@ def _issued_deal(chain: EmbeddedChain, core: Manifest, holders: list[str]) -> d.
         each, rest = divmod(spec.face, n)
         units = [each + (1 if i < rest else 0) for i in range(n)]
         for i in range(0, n, ALLOCATION_BATCH):
-            _bulk(chain, handle.deal.functions.allocate(k, holders[i:i + ALLOCATION_BATCH], units[i:i + ALLOCATION_BATCH]),
-                  roles.operator)
+            batch = slice(i, i + ALLOCATION_BATCH)
+            _bulk(chain, handle.deal.functions.allocate(k, holders[batch], units[batch]), roles.operator)
     d.close(handle)
     for k, token in enumerate(handle.tokens):  # every unit placed, none left to the originator
         assert chain.call(token.functions.balanceOf(roles.originator)) == 0, k

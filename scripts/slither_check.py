@@ -69,7 +69,8 @@ def findings(slither: Any) -> list[Finding]:
             element = ours[0]
             contract = (element.get("type_specific_fields", {}).get("parent", {}).get("name")
                         if element["type"] != "contract" else element["name"]) or element["name"]
-            if element["type"] not in ("contract",) and element.get("type_specific_fields", {}).get("parent", {}).get("type") == "function":
+            parent = element.get("type_specific_fields", {}).get("parent", {})
+            if element["type"] != "contract" and parent.get("type") == "function":
                 contract = element["type_specific_fields"]["parent"]["type_specific_fields"]["parent"]["name"]
             found.append(Finding(result["impact"], result["check"], contract,
                                  result["description"].strip().splitlines()[0]))

@@ -38,7 +38,7 @@ def deals_and_ops(draw: st.DrawFn) -> tuple[DealParams, list[Op]]:
         faces = [balance // n] * (n - 1) + [balance - (balance // n) * (n - 1)]
     coupons = [draw(st.integers(0, 1_500)) for _ in range(n - 1)] + [0]
     params = DealParams(
-        tranches=tuple(TrancheSpec(f"T{k}", f"T{k}", f, c) for k, (f, c) in enumerate(zip(faces, coupons))),
+        tranches=tuple(TrancheSpec(f"T{k}", f"T{k}", f, c) for k, (f, c) in enumerate(zip(faces, coupons, strict=True))),
         servicer_fee_bps=draw(st.integers(0, 300)), reserve_target_bps=draw(st.integers(0, 500)),
         initial_reserve=draw(st.integers(0, balance // 20)), default_trigger_bps=draw(st.integers(0, 2_000)))
     ops: list[Op] = []

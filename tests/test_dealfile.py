@@ -29,7 +29,7 @@ def deal_text(faces: list[str | None], coupons: list[int] | None = None,
     coupons = coupons or [400] * (len(faces) - 1) + [0]
     parts = [POOL, "[deal]\nservicer_fee_bps = 100\nreserve_target_bps = 100\n"
                    f"default_trigger_bps = 500\ninitial_reserve = {reserve}\n{extra}"]
-    for i, (face, coupon) in enumerate(zip(faces, coupons)):
+    for i, (face, coupon) in enumerate(zip(faces, coupons, strict=True)):
         parts.append(f'[[tranches]]\nname = "T{i}"\nsymbol = "T{i}"\ncoupon_bps = {coupon}\n'
                      + (f"face = {face}\n" if face is not None else ""))
     return "\n".join(parts)

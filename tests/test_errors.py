@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from chainabs.errors import (
-    CellError, ChainabsError, ChainError, Conflict, ContractRevert, DealError, InsufficientFunds, InvalidInput,
-    NotEligible, NotFound, RpcError, TapeError, WaterfallError, WrongPhase, kind_of,
-)
 from chainabs.api.main import _STATUS
+from chainabs.errors import (
+    CellError,
+    ChainabsError,
+    ChainError,
+    Conflict,
+    ContractRevert,
+    DealError,
+    InsufficientFunds,
+    InvalidInput,
+    NotEligible,
+    NotFound,
+    RpcError,
+    TapeError,
+    WaterfallError,
+    WrongPhase,
+    kind_of,
+)
 
 
 @pytest.mark.parametrize(("error", "kind", "status"), [

@@ -16,8 +16,15 @@ from hypothesis import strategies as st
 
 from chainabs import tape, tapegen
 from chainabs.dealfile import load_deal_file
-from chainabs.servicing import (principal_split, scheduled_principal, PeriodOutcome, SimulationError, Simulator,
-                                monthly_rates, period_loans)
+from chainabs.servicing import (
+    PeriodOutcome,
+    SimulationError,
+    Simulator,
+    monthly_rates,
+    period_loans,
+    principal_split,
+    scheduled_principal,
+)
 from chainabs.tape import Loan, remaining_months
 from chainabs.waterfall import check_conservation, run_periods
 
@@ -67,7 +74,7 @@ def check_period_invariants(loans: list[Loan], outcomes: list[PeriodOutcome]) ->
         assert min(r.interest, r.principal, r.recoveries, r.defaults, o.prepayments) >= 0
         assert r.interest <= o.scheduled_interest and o.prepayments <= r.principal
         assert len(o.statuses) == len(o.outstanding) == len(loans)
-        for s, b, before in zip(o.statuses, o.outstanding, previous):
+        for s, b, before in zip(o.statuses, o.outstanding, previous, strict=True):
             assert 0 <= s <= 6 and 0 <= b <= before
             assert b == 0 or s < DEFAULTED
         balance, previous = o.pool_balance_end, o.outstanding
@@ -95,7 +102,7 @@ def test_reports_run_through_the_waterfall(pool: list[Loan]) -> None:
     for scenario in ({}, {"cdr": 0.6, "recovery": 0.1}, {"cdr": 1.0, "cpr": 0.0, "lag": 0}):
         outcomes = simulate(pool, 40, **scenario)
         results = run_periods(params, [o.report for o in outcomes])
-        for result, outcome in zip(results, outcomes):
+        for result, outcome in zip(results, outcomes, strict=True):
             check_conservation(result)
             assert result.pool_balance_end == outcome.pool_balance_end
 
@@ -184,7 +191,7 @@ def test_prepayments_are_roughly_the_smm(pool: list[Loan]) -> None:
     rates = monthly_rates(0.0, 0.3)
     [o] = simulate(pool, 1, cdr=0, cpr=0.3)
     running = [remaining_months(CUTOFF, loan.maturity_day) > 1 and loan.status == CURRENT for loan in pool]
-    prepaid = sum(1 for run, s in zip(running, o.statuses) if run and s == REPAID)
+    prepaid = sum(1 for run, s in zip(running, o.statuses, strict=True) if run and s == REPAID)
     paying = sum(running) * (1 - rates.miss)
     assert 0.7 * rates.smm < prepaid / paying < 1.3 * rates.smm
 

@@ -30,7 +30,7 @@ def make_deal(faces: list[int], coupons: list[int], *, fee: int = 0, target: int
               reserve: int = 0, trigger: int = 10_000) -> DealParams:
     """A deal with tranches T0, T1, ...; coupons for all but the residual."""
     assert len(coupons) == len(faces) - 1
-    specs = tuple(TrancheSpec(f"T{i}", f"T{i}", face, c) for i, (face, c) in enumerate(zip(faces, [*coupons, 0])))
+    specs = tuple(TrancheSpec(f"T{i}", f"T{i}", face, c) for i, (face, c) in enumerate(zip(faces, [*coupons, 0], strict=True)))
     return DealParams(specs, servicer_fee_bps=fee, reserve_target_bps=target,
                       initial_reserve=reserve, default_trigger_bps=trigger)
 

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - a bug still gets a sentence; --debug shows where
+    except Exception as exc:
         if args.debug:
             raise
         first = (str(exc).strip().splitlines() or [""])[0][:200]

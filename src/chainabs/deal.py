@@ -88,7 +88,8 @@ class DealHandle:
         out = {"Deal": self.deal.address, "InvestorRegistry": self.registry.address,
                "TrancheExchange": self.exchange.address, "SettlementToken": self.settlement.address,
                "LoanPool": self.pool}
-        out.update({f"TrancheToken:{spec.symbol}": t.address for spec, t in zip(self.params.tranches, self.tokens)})
+        pairs = zip(self.params.tranches, self.tokens, strict=True)
+        out.update({f"TrancheToken:{spec.symbol}": t.address for spec, t in pairs})
         return out
 
     def token(self, tranche: int) -> Contract:
@@ -168,16 +169,16 @@ def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealPara
         reg = chain.deploy("InvestorRegistry", admin, roles.compliance, sender=admin)
     else:
         reg = chain.contract("InvestorRegistry", registry)
-    settlement = chain.contract("SettlementToken", settlement or manifest.contracts["SettlementToken"])
+    cash = chain.contract("SettlementToken", settlement or manifest.contracts["SettlementToken"])
     tranches = [(t.name, t.symbol, t.face, t.coupon_bps) for t in params.tranches]
     parameters = (params.servicer_fee_bps, params.reserve_target_bps, params.initial_reserve,
                   params.default_trigger_bps)
     parties = (admin, roles.operator, roles.servicer, roles.originator, roles.fee_recipient, roles.agent)
-    deal = chain.deploy("Deal", settlement.address, pool, reg.address, tranches, parameters, parties, sender=admin)
+    deal = chain.deploy("Deal", cash.address, pool, reg.address, tranches, parameters, parties, sender=admin)
     exchange = chain.deploy("TrancheExchange", deal.address, sender=admin)
     tokens = [chain.contract("TrancheToken", a) for a in chain.call(deal.functions.tokens())]
     handle = DealHandle(chain=chain, params=params, roles=roles, deal=deal, registry=reg, exchange=exchange,
-                        settlement=settlement, pool=to_checksum_address(pool), tokens=tokens)
+                        settlement=cash, pool=to_checksum_address(pool), tokens=tokens)
     if attach:
         attach_tokens(handle)
     return handle
@@ -230,7 +231,8 @@ def add_investors(handle: DealHandle, *, investors: Sequence[str], eligible_unti
     codes = _per_investor(jurisdiction, len(investors), "jurisdiction")
     sent = []
     for i in range(0, len(investors), batch):
-        fn = handle.registry.functions.setInvestors(list(investors[i:i + batch]), until[i:i + batch], codes[i:i + batch])
+        part = slice(i, i + batch)
+        fn = handle.registry.functions.setInvestors(list(investors[part]), until[part], codes[part])
         sent.append(handle.chain.send(fn, sender=sender or handle.roles.compliance))
     return sent
 
@@ -343,7 +345,9 @@ def sign_order(handle: DealHandle, *, seller: str, tranche: int, units: int, pri
               "verifyingContract": handle.exchange.address}
     message = {k: getattr(order, k) for k in ("seller", "tranche", "units", "price", "buyer", "nonce", "deadline")}
     signed = handle.chain.signer(seller).sign_typed_data(domain, ORDER_TYPES, message)
-    return SignedOrder(**{**{f.name: getattr(order, f.name) for f in fields(order)}, "signature": bytes(signed.signature)})
+    values = {f.name: getattr(order, f.name) for f in fields(order)}
+    values["signature"] = bytes(signed.signature)
+    return SignedOrder(**values)
 
 
 def fill_order(handle: DealHandle, *, order: SignedOrder, buyer: str) -> Sent:
@@ -417,7 +421,8 @@ def _named(value: Any, names: list[str]) -> dict[str, Any]:
 
 def _period_result(figures: Any, tranches: Sequence[Any]) -> PeriodResult:
     p = _named(figures, _abi_fields("period"))
-    results = tuple(TrancheResult(**{f.name: int(_named(t, _abi_fields("trancheResult"))[f.name]) for f in fields(TrancheResult)})
+    names = _abi_fields("trancheResult")
+    results = tuple(TrancheResult(**{f.name: int(_named(t, names)[f.name]) for f in fields(TrancheResult)})
                     for t in tranches)
     values: dict[str, Any] = {f.name: p[f.name] for f in fields(PeriodResult) if f.name != "tranches"}
     values = {k: bool(v) if k == "trigger_breached" else int(v) for k, v in values.items()}

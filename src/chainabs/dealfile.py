@@ -33,8 +33,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      ValidationError, field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from chainabs.errors import DealError
 from chainabs.waterfall import BPS, MAX_TRANCHES, MIN_TRANCHES, DealParams, TrancheSpec
@@ -350,7 +358,7 @@ class DealFile(_Section):
         reserve = _resolve(self.deal.initial_reserve, pool, decimals)
         params = DealParams(
             tranches=tuple(TrancheSpec(name=t.name, symbol=t.symbol, face=face, coupon_bps=t.coupon_bps)
-                           for t, face in zip(self.tranches, faces)),
+                           for t, face in zip(self.tranches, faces, strict=True)),
             servicer_fee_bps=self.deal.servicer_fee_bps,
             reserve_target_bps=self.deal.reserve_target_bps,
             initial_reserve=reserve,

@@ -214,7 +214,8 @@ class Indexer:
                 if end == start:
                     if isinstance(exc, ChainabsError):
                         raise
-                    raise RpcError(f"reading the logs of block {start} failed: {exc.__class__.__name__}: {exc}") from exc
+                    raise RpcError(f"reading the logs of block {start} failed: "
+                                   f"{exc.__class__.__name__}: {exc}") from exc
                 self.range = max(1, (end - start + 1) // 2)
                 self._successes = 0
                 log.info("node refused blocks %d-%d (%s); range now %d blocks", start, end, exc, self.range)
@@ -277,7 +278,8 @@ class Indexer:
                 name = spec.name
             except Exception as exc:
                 log.warning("%s %s log %d in block %d not decoded (%s); stored raw", label, address, index, number, exc)
-                name, args, spec = "Unknown", {"topics": ["0x" + t.hex() for t in topics], "data": "0x" + data.hex()}, None
+                args = {"topics": ["0x" + t.hex() for t in topics], "data": "0x" + data.hex()}
+                name, spec = "Unknown", None
             events.append((block_hash, index, number, tx_hash, address, label, name,
                            json.dumps(args, separators=(",", ":"))))
             if spec is not None and spec.transfer is not None:

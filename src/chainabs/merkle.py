@@ -25,6 +25,7 @@ import struct
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Protocol
 
 __all__ = [
@@ -415,7 +416,7 @@ class MerkleTree:
         leaves = [bytes(leaf) for leaf in leaves]
         ranked = sorted(range(n), key=leaves.__getitem__)
         sorted_leaves = [leaves[i] for i in ranked]
-        for a, b in zip(sorted_leaves, sorted_leaves[1:]):
+        for a, b in pairwise(sorted_leaves):
             if a == b:
                 raise ValueError(f"duplicate leaf 0x{a.hex()}: a pool's leaves must be distinct")
         size = 2 * n - 1
@@ -494,7 +495,7 @@ class MerkleTree:
         n = len(sorted_leaves)
         if n == 0 or any(len(leaf) != 32 for leaf in sorted_leaves):
             raise ValueError("malformed Merkle tree: leaves must be one or more 32-byte hashes")
-        if any(a >= b for a, b in zip(sorted_leaves, sorted_leaves[1:])):
+        if any(a >= b for a, b in pairwise(sorted_leaves)):
             raise ValueError("malformed Merkle tree: leaves are not sorted and distinct")
         order = None
         if "order" in data:

@@ -174,7 +174,7 @@ def principal_split(loans: Sequence[Loan], *, cutoff_day: int, period: int, befo
         raise ValueError("the loan-level tapes and the loans differ in length")
     months: dict[int, int] = {}
     scheduled = unscheduled = 0
-    for loan, s0, b0, s1, b1 in zip(loans, statuses0, out0, statuses1, out1):
+    for loan, s0, b0, s1, b1 in zip(loans, statuses0, out0, statuses1, out1, strict=True):
         if not b0 or s1 == DEFAULTED:
             continue
         owed = 0
@@ -391,12 +391,12 @@ def period_loans(loans: Sequence[Loan], outcome: PeriodOutcome) -> list[Loan]:
         raise ValueError(f"{len(loans)} loans, the period tape has {len(outcome.statuses)}")
     out = []
     new = object.__new__
-    for loan, status, outstanding in zip(loans, outcome.statuses, outcome.outstanding):
+    for loan, status, outstanding in zip(loans, outcome.statuses, outcome.outstanding, strict=True):
         values = list(_GET_LOAN(loan))
         values[_STATUS_AT] = status
         values[_OUTSTANDING_AT] = outstanding
         copy = new(Loan)
-        for setter, value in zip(_SET_LOAN, values):
+        for setter, value in zip(_SET_LOAN, values, strict=True):
             setter(copy, value)
         out.append(copy)
     return out

@@ -47,7 +47,7 @@ def _pick(rng: random.Random, choices: tuple[tuple[str, float], ...]) -> str:
     return choices[-1][0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _add_months(d: date, months: int) -> date:
     month0 = d.month - 1 + months
     year, month = d.year + month0 // 12, month0 % 12 + 1

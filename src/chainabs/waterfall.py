@@ -33,8 +33,9 @@ sum(principal_paid) + residual_paid + reserve_added.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable, Sequence, TypeGuard
+from typing import Any, TypeGuard
 
 from chainabs.errors import DealError, WaterfallError
 
@@ -250,7 +251,7 @@ def run_period(deal: DealParams, state: DealState, report: PeriodReport) -> tupl
     fee_due = b0 * deal.servicer_fee_bps // MONTHLY_BPS + state.unpaid_fee
     starts = list(state.tranche_balances)
     coupons = [spec.coupon_bps for spec in deal.tranches]
-    interest_due = [t * c // MONTHLY_BPS + u for t, c, u in zip(starts, coupons, state.unpaid_interest)]
+    interest_due = [t * c // MONTHLY_BPS + u for t, c, u in zip(starts, coupons, state.unpaid_interest, strict=True)]
     paid = []
     for due in [fee_due, *interest_due]:
         from_cash, from_reserve = _pay(due, cash, reserve)
@@ -275,10 +276,10 @@ def run_period(deal: DealParams, state: DealState, report: PeriodReport) -> tupl
     pay = min(cash, owed)
     residual = cash - pay
     principal_paid = _apply_in_order(pay, starts)
-    after_principal = [t - p for t, p in zip(starts, principal_paid)]
+    after_principal = [t - p for t, p in zip(starts, principal_paid, strict=True)]
     loss_total = max(0, total - pay - b1)
     losses = _apply_in_order(loss_total, after_principal[::-1])[::-1]
-    ends = [t - loss for t, loss in zip(after_principal, losses)]
+    ends = [t - loss for t, loss in zip(after_principal, losses, strict=True)]
 
     tranches = tuple(
         TrancheResult(

@@ -229,7 +229,7 @@ class Chain(ABC):
     def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         try:
             return self._rpc(lambda: fn.call(block_identifier=block))
-        except Exception as exc:  # noqa: BLE001 - each backend names its own revert type
+        except Exception as exc:
             revert = self._as_revert(exc)
             if revert is None:
                 raise
@@ -297,7 +297,7 @@ class Chain(ABC):
         call = {k: tx[k] for k in ("from", "to", "data", "value", "maxFeePerGas", "maxPriorityFeePerGas") if k in tx}
         try:
             self.w3.eth.call(cast(TxParams, call), block_identifier=int(receipt["blockNumber"]) - 1)
-        except Exception as exc:  # noqa: BLE001 - each backend names its own revert type
+        except Exception as exc:
             err = self._as_revert(exc)
             if err is None:
                 raise

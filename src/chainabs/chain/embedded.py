@@ -172,7 +172,7 @@ class EmbeddedChain(Chain):
         call = {k: trial[k] for k in keys if k in trial}
         try:
             self.w3.eth.call(cast(TxParams, call))
-        except Exception as exc:  # noqa: BLE001 - web3's or eth-tester's revert
+        except Exception as exc:
             revert = self._as_revert(exc)
             if revert is None:
                 raise

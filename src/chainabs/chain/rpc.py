@@ -118,7 +118,7 @@ class RpcSource:
             response = self.provider.make_request(method, params)  # type: ignore[arg-type]
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise RpcError(f"{method} failed: node at {self.url} unreachable: {exc.__class__.__name__}") from None
-        except Exception as exc:  # noqa: BLE001 - transport errors of any provider
+        except Exception as exc:
             raise RpcError(f"{method} failed: {exc.__class__.__name__}: {exc}") from None
         error = response.get("error")
         if error:

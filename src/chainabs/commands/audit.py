@@ -9,7 +9,7 @@ from chainabs.audit import audit
 from chainabs.context import open_context
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("audit", help="independent checks of a deal")
     asub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = asub.add_parser(

@@ -32,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"contracts": names, "warnings": [str(w) for w in warnings], "seconds": round(elapsed, 2)}))
     else:
-        print(f"built {len(names)} contracts with solc {builder.COMPILER_VERSION} in {elapsed:.1f} s: {', '.join(names)}")
+        print(f"built {len(names)} contracts with solc {builder.COMPILER_VERSION} in {elapsed:.1f} s: "
+              f"{', '.join(names)}")
     return 0

@@ -34,7 +34,8 @@ def _report(stats: SyncStats, as_json: bool) -> None:
         print(json.dumps(stats.as_dict()), flush=True)
         return
     line = (f"indexed {stats.events} new events in {stats.blocks} blocks ({stats.seconds:.2f} s, "
-            f"{stats.events_per_second:,.0f} events/s); indexed head {stats.indexed_head}, chain head {stats.chain_head}")
+            f"{stats.events_per_second:,.0f} events/s); indexed head {stats.indexed_head}, "
+            f"chain head {stats.chain_head}")
     if stats.reorgs:
         line += f"; {stats.reorgs} reorg(s), rolled back to block(s) {stats.rolled_back_to}"
     print(line, flush=True)

@@ -13,8 +13,7 @@ from typing import Any
 
 from chainabs.commands import args as argtypes
 from chainabs.errors import CellError, TapeError
-from chainabs.tape import (MAX_DECIMALS, PRODUCTS, STATUSES, Eligibility, read_tape,
-                           summarize)
+from chainabs.tape import MAX_DECIMALS, PRODUCTS, STATUSES, Eligibility, read_tape, summarize
 
 _SUMMARY_KEYS = ("source", "currency", "cutoff", "loans", "eligible", "ineligible",
                  "principal_units", "outstanding_units", "wac_bps", "wam_months", "by_product",

@@ -117,7 +117,7 @@ class PeriodIn(BaseModel):
 TrancheFigures = create_model("TrancheFigures", **model_fields(TrancheResult))
 PeriodPosted = create_model(
     "PeriodPosted", pool=(str, ...), **model_fields(PeriodResult, skip=("tranches",)),
-    tranches=(list[TrancheFigures], ...),  # type: ignore[valid-type]
+    tranches=(list[TrancheFigures], ...),
     matches_model=(bool, Field(description="whether the chain's figures equal the reference model's")))
 
 

@@ -15,8 +15,15 @@ from chainabs import deal as D
 from chainabs.chain import EmbeddedChain
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert
-from chainabs.waterfall import (DealParams, DealState, PeriodReport, PeriodResult, TrancheSpec, check_conservation,
-                                run_period)
+from chainabs.waterfall import (
+    DealParams,
+    DealState,
+    PeriodReport,
+    PeriodResult,
+    TrancheSpec,
+    check_conservation,
+    run_period,
+)
 from support import DealEnv as Env
 from support import Entitlements, open_offering
 

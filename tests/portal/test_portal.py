@@ -29,7 +29,7 @@ from chainabs.indexer import Indexer
 from chainabs.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "portal"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
 PERIODS = 10  # enough for the demo's first default (period 7) and recovery (period 10)
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 TIMEOUT = 15_000

@@ -53,7 +53,7 @@ from chainabs.tape import parse_date
 from support import tape_file
 
 pytestmark = pytest.mark.anvil
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEAL = ROOT / "examples" / "deal.toml"
 MINT = keccak(text="mintLoans(bytes,bytes32[])")[:4]
 POST_REPORT = keccak(text="postReport(uint64,uint256,uint256,uint256,uint256,uint256,bytes32,uint64)")[:4]
@@ -282,7 +282,7 @@ def test_simulate_killed_mid_period_resumes_posting_each_period_once(node: Node,
 
 def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as db:
-        return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall())  # noqa: S608 - fixed names
+        return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall())
                 for table in ("events", "transfers", "balances", "blocks", "contracts")}
 
 
@@ -335,4 +335,4 @@ def test_indexing_killed_mid_sync_resumes_to_the_same_index_as_a_fresh_one(node:
     assert ours["blocks"] == theirs["blocks"]
     loan_token = ctx.core.contracts["LoanToken"].lower()
     pool = find_pool(data).record
-    assert dict(((h, t), int(a)) for h, t, a in ours["balances"])[(pool.address.lower(), loan_token)] == pool.loan_count
+    assert {(h, t): int(a) for h, t, a in ours["balances"]}[(pool.address.lower(), loan_token)] == pool.loan_count

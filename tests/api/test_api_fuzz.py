@@ -210,7 +210,7 @@ def _period_bodies() -> st.SearchStrategy[Any]:
     amount = st.one_of(_numbers, st.floats(allow_nan=False), st.text(max_size=12), st.none(), st.booleans(),
                        st.just(2**255), st.just(2**255 - 1), st.just(-1))
     keys = ("interest", "principal", "recoveries", "defaults")
-    return st.fixed_dictionaries({}, optional={**{k: amount for k in keys}, "extra": _json})
+    return st.fixed_dictionaries({}, optional={**dict.fromkeys(keys, amount), "extra": _json})
 
 
 def _raw_bodies() -> st.SearchStrategy[bytes]:

@@ -14,14 +14,14 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from chainabs import merkle
-from chainabs.chain.anvil import DEV_KEYS, Anvil, binary
 from chainabs.api.main import create_app
 from chainabs.api.settings import Settings
+from chainabs.chain.anvil import DEV_KEYS, Anvil, binary
 from chainabs.cli import main
 from chainabs.tapegen import write_tape
 
 pytestmark = pytest.mark.anvil
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEAL = ROOT / "examples" / "deal.toml"
 OPERATOR, ALICE, BOB, CAROL = (Account.from_key(k).address for k in DEV_KEYS[:4])
 KEYS = dict(zip((OPERATOR, ALICE, BOB, CAROL), DEV_KEYS[:4], strict=True))

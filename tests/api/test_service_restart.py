@@ -180,7 +180,7 @@ def test_serve_survives_kill_9_mid_work(tmp_path: Path) -> None:
                     indexed_acks.append(service.post("/operator/index")["indexed_head"])
             except httpx.TransportError as exc:
                 cut_short.append(exc)  # the request the kill cut short: never acknowledged
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         worker = threading.Thread(target=work)

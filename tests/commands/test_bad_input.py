@@ -35,7 +35,7 @@ from chainabs.tape import COLUMNS, MAX_TAPE_BYTES, Tape, parse_tape, read_tape
 from chainabs.tapegen import write_tape
 from support import GOOD_ROW
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DEAL = (ROOT / "examples" / "deal.toml").read_text()
 GENERATED = settings(deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -80,7 +80,7 @@ def assert_committable(tape: Tape) -> None:
     ids = [loan.loan_id for loan in tape.loans]
     assert len(set(ids)) == len(ids) and all(re.fullmatch(r"[A-Za-z0-9._-]{1,64}", i) for i in ids)
     for loan in tape.loans:
-        assert 0 < loan.principal_units and 0 <= loan.outstanding_units <= loan.principal_units
+        assert loan.principal_units > 0 and 0 <= loan.outstanding_units <= loan.principal_units
         assert 0 <= loan.rate_bps <= 3600 and 1 <= loan.term_months <= 120
         assert loan.maturity_day > loan.origination_day >= 0 and 0 < loan.funded_share_bps <= 10_000
         assert loan.credit_score == 0 or 300 <= loan.credit_score <= 950

@@ -21,7 +21,7 @@ from chainabs.errors import DeploymentError
 from support import tape_file
 
 pytestmark = pytest.mark.anvil
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEAL = ROOT / "examples" / "deal.toml"
 
 

@@ -18,7 +18,7 @@ from chainabs.errors import RpcError, WrongChain
 from chainabs.tapegen import write_tape
 
 pytestmark = pytest.mark.anvil
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cast(*args: str) -> str:

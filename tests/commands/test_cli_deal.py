@@ -13,7 +13,7 @@ from chainabs.context import open_context
 from chainabs.service import open_deal
 from chainabs.tapegen import write_tape
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 A1 = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
 A2 = "0x6813Eb9362372EEF6200f3b1dbC3f819671cBA69"
 STRANGER = "0xe1AB8145F7E55DC933d51a18c793F901A3A0b276"

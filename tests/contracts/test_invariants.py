@@ -40,7 +40,14 @@ from eth_abi import decode as abi_decode
 from eth_utils.abi import collapse_if_tuple
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from web3.contract import Contract
 
 from chainabs import deal as D
@@ -224,12 +231,12 @@ class DealMachine(RuleBasedStateMachine):
         self.book = Entitlements(N, self.w)  # units, points, carry, entitlements and cash paid per tranche
         self.units, self.ent, self.points, self.carry, self.paid = (self.book.units, self.book.ent, self.book.points,
                                                                     self.book.carry, self.book.paid)
-        self.until = dict(zip(self.w, env.initial_until))
+        self.until = dict(zip(self.w, env.initial_until, strict=True))
         self.frozen = dict.fromkeys(self.w, False)
         self.paused = [False] * N
         self.state = DealState.offering(PARAMS)
         self.claimed = [0] * N
-        self.cash = dict(zip(self.w, env.start_cash))
+        self.cash = dict(zip(self.w, env.start_cash, strict=True))
         self.cash[env.fee_recipient] = env.chain.call(self.h.settlement.functions.balanceOf(env.fee_recipient))
         self.before = [dict(u) for u in self.units]
         self._read: dict[Any, Any] | None = None

@@ -88,7 +88,7 @@ def test_holders_claim_their_exact_share_after_transfers(deal: tuple[EmbeddedCha
     assert chain.call(handle.settlement.functions.balanceOf(a[1])) == before + got1
     assert D.claimable(handle, holder=a[1]) == [0, 0, 0]
     ledger = D.cash_ledger(handle)
-    assert all(c + o <= p for p, c, o in zip(ledger.paid, ledger.claimed, ledger.owed))
+    assert all(c + o <= p for p, c, o in zip(ledger.paid, ledger.claimed, ledger.owed, strict=True))
 
 
 def test_restrictions_hold(deal: tuple[EmbeddedChain, D.DealHandle]) -> None:

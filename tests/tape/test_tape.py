@@ -16,11 +16,22 @@ from hypothesis import strategies as st
 
 from chainabs import cli
 from chainabs import tape as tape_module
-from chainabs.tape import cells as tape_cells
 from chainabs.errors import CellError, TapeError
-from chainabs.tape import (COLUMNS, PRODUCTS, REPAYMENT_TYPES, STATUSES, Eligibility, Loan,
-                           apply_eligibility, parse_date, parse_tape, read_tape,
-                           remaining_months, summarize)
+from chainabs.tape import (
+    COLUMNS,
+    PRODUCTS,
+    REPAYMENT_TYPES,
+    STATUSES,
+    Eligibility,
+    Loan,
+    apply_eligibility,
+    parse_date,
+    parse_tape,
+    read_tape,
+    remaining_months,
+    summarize,
+)
+from chainabs.tape import cells as tape_cells
 from support import GOOD_ROW
 
 GOOD = GOOD_ROW
@@ -482,8 +493,8 @@ def test_summary_numbers() -> None:
                                "status:defaulted": 1, "status:repaid": 1}
     assert s["outstanding_units"] == sum(out)
     assert s["principal_units"] == 3_500_000_000
-    assert s["wac_bps"] == sum(o * r for o, r in zip(out, rates)) // sum(out) == 2163
-    assert s["wam_months"] == round(sum(o * m for o, m in zip(out, months)) / sum(out), 2) == 3.82
+    assert s["wac_bps"] == sum(o * r for o, r in zip(out, rates, strict=True)) // sum(out) == 2163
+    assert s["wam_months"] == round(sum(o * m for o, m in zip(out, months, strict=True)) / sum(out), 2) == 3.82
     assert s["by_product"]["credit"] == {"loans": 1, "eligible": 1, "outstanding_units": 800_000_000}
     assert s["by_status"]["defaulted"] == {"loans": 1, "eligible": 0, "outstanding_units": 0}
     assert (s["currency"], s["cutoff"], s["source"], s["warnings"]) == ("EUR", "2026-10-01", "pool.csv", [])

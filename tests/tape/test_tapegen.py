@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chainabs.tape import (COLUMNS, STATUSES, Eligibility, format_day, parse_date, read_tape,
-                           summarize)
+from chainabs.tape import COLUMNS, STATUSES, Eligibility, format_day, parse_date, read_tape, summarize
 from chainabs.tapegen import _add_months, generate_loans, write_tape
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_tape.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_tape.py"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

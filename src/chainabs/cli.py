@@ -126,7 +126,7 @@ def _detach_stdout() -> None:
 
 def _fail(as_json: bool, message: str) -> int:
     if as_json:
-        print(json.dumps({"error": message}))
+        print(json.dumps({"error": message, "kind": "error"}))
     print(f"error: {message}", file=sys.stderr)
     return 1
 

@@ -10,16 +10,14 @@ from pathlib import Path
 from eth_utils import to_checksum_address
 
 from chainabs.chain import Chain, EmbeddedChain, RpcChain
+from chainabs.datadir import DataDir
 from chainabs.deploy import Manifest, deploy_core
 from chainabs.errors import DeploymentError
 
-DATA_DIR_ENV = "CHAINABS_DATA_DIR"
-
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
-    path = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ".chainabs")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The data dir given, else $CHAINABS_DATA_DIR, else `.chainabs`; created if missing."""
+    return DataDir.resolve(data_dir).root
 
 
 @dataclass
@@ -33,12 +31,13 @@ class Context:
 def open_context(*, rpc: str | None = None, data_dir: str | os.PathLike[str] | None = None,
                  deployment: str | os.PathLike[str] | None = None, create: bool = True) -> Context:
     """Open the chain and its core deployment, deploying the core contracts on first use."""
-    root = resolve_data_dir(data_dir)
+    data = DataDir.resolve(data_dir)
+    root = data.root
     if rpc is None:
-        chain: Chain = EmbeddedChain(state_dir=root / "chain")
+        chain: Chain = EmbeddedChain(state_dir=data.chain_dir)
     else:
         chain = RpcChain(rpc)
-    path = Path(deployment) if deployment else root / f"deployment-{chain.chain_id}.json"
+    path = Path(deployment) if deployment else data.deployment_path(chain.chain_id)
     if path.exists():
         core = Manifest.read(path)
         if core.chain_id != chain.chain_id:

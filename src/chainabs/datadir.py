@@ -22,16 +22,18 @@ only through `slug`, which keeps them a single safe path component. Every write 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from chainabs import merkle
-from chainabs.errors import ChainabsError, InvalidInput, NotFound
+from chainabs.errors import Conflict, InvalidInput, NotFound
 from chainabs.waterfall import DealParams, TrancheSpec
 
 DATA_DIR_ENV = "CHAINABS_DATA_DIR"
@@ -42,14 +44,37 @@ INDEX_FILE = "index.sqlite"
 
 # -- files ---------------------------------------------------------------------------------------
 
+def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """Write `text` to `path` atomically: a temporary file of this process's own in the same
+    folder, fsync, rename over `path`, fsync the folder. A kill at any point leaves the old
+    file or the new one, never a torn or empty one; two writers never share a temporary file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` as compact JSON atomically: a temporary file, fsync, rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write `data` as compact JSON atomically (`write_atomic`)."""
+    write_atomic(path, json.dumps(data, separators=(",", ":")))
 
 
 def read_json(path: Path) -> Any:
@@ -166,7 +191,7 @@ class DealRecord:
     pool: str
     contracts: Mapping[str, str]
     roles: Mapping[str, str]
-    params: DealParams | None
+    params: DealParams
     cutoff_day: int | None = None
     deployment_block: int | None = None
 
@@ -179,25 +204,27 @@ class DealRecord:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "pool": self.pool, "cutoff_day": self.cutoff_day,
-                               "contracts": dict(self.contracts), "roles": dict(self.roles)}
-        if self.params is not None:
-            out["params"] = _params_json(self.params)
+                               "contracts": dict(self.contracts), "roles": dict(self.roles),
+                               "params": _params_json(self.params)}
         if self.deployment_block is not None:
             out["deployment_block"] = self.deployment_block
         return out
 
     @classmethod
     def from_json(cls, slug_: str, info: Any) -> DealRecord:
-        """Raises ValueError (KeyError, TypeError) on a file that is not a deal record."""
+        """Raises ValueError (KeyError, TypeError) on a file that is not a deal record: one
+        without its contracts or its published terms. Keys a later version adds are ignored."""
         if not isinstance(info, dict) or not isinstance(info.get("contracts"), dict):
             raise ValueError("not a deal record: no contracts mapping")
-        params = info.get("params")
+        if not isinstance(info.get("params"), dict):
+            raise ValueError("not a deal record: no published terms (params)")
+        params = info["params"]
         cutoff = info.get("cutoff_day")
         block = info.get("deployment_block")
         return cls(slug=slug_, name=str(info.get("name", slug_)), pool=str(info.get("pool", "")),
                    contracts={str(k): str(v) for k, v in info["contracts"].items()},
                    roles={str(k): str(v) for k, v in (info.get("roles") or {}).items()},
-                   params=None if params is None else params_from_json(params),
+                   params=params_from_json(params),
                    cutoff_day=cutoff if isinstance(cutoff, int) else None,
                    deployment_block=block if isinstance(block, int) else None)
 
@@ -208,8 +235,34 @@ def _params_json(params: DealParams) -> dict[str, Any]:
             "default_trigger_bps": params.default_trigger_bps}
 
 
+@dataclass(frozen=True)
+class DealContracts:
+    """What the indexer reads of a deal record: its contracts, pool and first block. Any file
+    of the deals folder with a contracts mapping qualifies (an operator may list contracts to
+    index without terms), so this reading is lenient where DealRecord is not."""
+
+    slug: str
+    pool: str
+    contracts: Mapping[str, str]
+    deployment_block: int | None
+
+    @classmethod
+    def from_json(cls, slug_: str, info: Any) -> DealContracts:
+        """Raises ValueError on a file without a contracts mapping."""
+        if not isinstance(info, dict) or not isinstance(info.get("contracts"), dict):
+            raise ValueError("not a deal record: no contracts mapping")
+        block = info.get("deployment_block")
+        pool = info.get("pool")
+        return cls(slug=slug_, pool=pool if isinstance(pool, str) else "",
+                   contracts={str(k): str(v) for k, v in info["contracts"].items()},
+                   deployment_block=block if isinstance(block, int) else None)
+
+
+_TRANCHE_KEYS = tuple(f.name for f in fields(TrancheSpec))
+
+
 def params_from_json(p: Mapping[str, Any]) -> DealParams:
-    return DealParams(tranches=tuple(TrancheSpec(**t) for t in p["tranches"]),
+    return DealParams(tranches=tuple(TrancheSpec(**{k: t[k] for k in _TRANCHE_KEYS}) for t in p["tranches"]),
                       servicer_fee_bps=p["servicer_fee_bps"], reserve_target_bps=p["reserve_target_bps"],
                       initial_reserve=p["initial_reserve"], default_trigger_bps=p["default_trigger_bps"])
 
@@ -301,21 +354,21 @@ class PoolDir:
         if path.exists():
             salt = bytes.fromhex(path.read_text().strip())
             if len(salt) != 32:
-                raise ChainabsError(f"{path} does not hold a 32-byte salt")
+                raise Conflict(f"{path} does not hold a 32-byte salt")
             return salt
         salt = merkle.new_pool_salt()
-        tmp = path.with_name(f"salt.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(salt.hex())
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=".salt.", suffix=".tmp", dir=self.folder)  # mode 0600
         try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(salt.hex())
+                fh.flush()
+                os.fsync(fh.fileno())
             os.link(tmp, path)  # fails if another process made the salt first: theirs is kept
         except FileExistsError:
-            os.unlink(tmp)
             return self.salt()
-        os.unlink(tmp)
+        finally:
+            os.unlink(tmp)
+        fsync_dir(self.folder)
         return salt
 
     def read_period(self, period: int) -> PeriodTape | None:
@@ -422,11 +475,15 @@ class DataDir:
         return self.deal_path(pool_slug).exists()
 
     def read_deal(self, pool_slug: str) -> DealRecord | None:
-        """The pool's deal record, or None when it has no deal; ValueError if unreadable."""
+        """The pool's deal record, or None when it has no deal; InvalidInput naming the file
+        when it is not a readable deal record."""
         path = self.deal_path(pool_slug)
         if not path.exists():
             return None
-        return DealRecord.from_json(pool_slug, read_json(path))
+        try:
+            return DealRecord.from_json(pool_slug, read_json(path))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"{path} is not a readable deal record ({exc.__class__.__name__}: {exc})") from None
 
     def write_deal(self, record: DealRecord) -> None:
         self.deals_dir.mkdir(parents=True, exist_ok=True)

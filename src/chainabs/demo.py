@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +57,10 @@ def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: in
     ctx = ctx or open_context(data_dir=data_dir)
     dealfile = parse_deal_file(DEMO_DEAL, name="demo deal")
     tape = DataDir(data_dir).demo_tape
-    if not tape.exists():
-        write_tape(tape, loans, seed, "csv")
+    if not tape.exists():  # written under another name and renamed: a killed run leaves no half tape
+        partial = tape.with_name(tape.name + ".partial")
+        write_tape(partial, loans, seed, "csv")
+        os.replace(partial, tape)
     say(f"tape: {loans} loans in {tape}")
     report = service.create_pool(ctx, tape=service.TapeSource.file(tape), dealfile=dealfile).report
     say(f"pool {report.pool}: {report.eligible} eligible loans minted, {report.outstanding_units} units outstanding")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from eth_utils import to_checksum_address
 
 from chainabs.build import load_artifact
 from chainabs.chain import Chain
+from chainabs.datadir import write_atomic
 from chainabs.errors import DeploymentError
 
 MANIFEST_VERSION = 1
@@ -38,9 +38,7 @@ class Manifest:
         if path.exists() and not overwrite:
             raise DeploymentError(f"{path} exists; refusing to overwrite a deployment manifest")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> Manifest:

@@ -79,10 +79,8 @@ class DealInfo:
 
     @classmethod
     def from_record(cls, record: DealRecord, cutoff_day: int | None) -> DealInfo:
-        """Raises ValueError when the record lacks the terms or a tranche token."""
+        """Raises ValueError when the record lacks a tranche token."""
         contracts = {k: v.lower() for k, v in record.contracts.items()}
-        if record.params is None:
-            raise ValueError(f"deal {record.slug}: no published terms")
         params = record.params
         tranches = []
         for k, t in enumerate(params.tranches):

@@ -35,8 +35,8 @@ from chainabs.build import artifact_names, load_artifact
 from chainabs.chain import Chain, LogSource, RawLog
 from chainabs.chain.abi import event_specs, token_kind
 from chainabs.context import Context
-from chainabs.datadir import DataDir, DealRecord, read_json
-from chainabs.errors import ChainabsError, ReorgDetected, RpcError
+from chainabs.datadir import DataDir, DealContracts, read_json
+from chainabs.errors import ChainabsError, InvalidInput, ReorgDetected, RpcError
 from chainabs.store import HEAD, BlockRow, ContractRow, EventRow, Store, TransferRow
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def discover_contracts(ctx: Context) -> list[Watched]:
         add(record.address, "LoanPool", f"{folder.slug}/LoanPool", start, str(folder.record_path))
     for path in data.deal_files():
         try:
-            deal = DealRecord.from_json(path.stem, read_json(path))
+            deal = DealContracts.from_json(path.stem, read_json(path))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s unreadable (%s); not indexed", path, exc)
             continue
@@ -155,7 +155,7 @@ class Indexer:
         if page is not None:
             max_range = page
         if confirmations < 0 or max_range < 1:
-            raise ChainabsError("confirmations must be >= 0 and the block range >= 1")
+            raise InvalidInput("confirmations must be >= 0 and the block range >= 1")
         self.ctx = source if isinstance(source, Context) else None
         self.chain: Chain = source.chain if isinstance(source, Context) else source
         self.store = store
@@ -178,7 +178,7 @@ class Indexer:
             int(self.ctx.core.deployment_block) if self.ctx is not None else 0)
         for address, name in self.extra.items():
             if not is_address(address):
-                raise ChainabsError(f"extra contract {address!r} is not an address")
+                raise InvalidInput(f"extra contract {address!r} is not an address")
             artifact = _split_name(name)
             load_artifact(artifact)
             if address.lower() not in seen:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from chainabs.datadir import DataDir
-from chainabs.errors import ChainabsError
+from chainabs.errors import ChainabsError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only and not self.path.is_file():
-            raise ChainabsError(f"cannot open the index {self.path}: no such file")
+            raise NotFound(f"cannot open the index {self.path}: no such file")
         try:
             if self.read_only:
                 conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
@@ -190,7 +190,7 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if self._writer is None:
-            raise ChainabsError(f"the index {self.path} is open read-only")
+            raise Conflict(f"the index {self.path} is open read-only")
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")

@@ -15,7 +15,7 @@ from chainabs import merkle
 from chainabs.audit.events import ChainEvent, DealEvents, committed_loans
 from chainabs.audit.report import Check, first
 from chainabs.datadir import period_root
-from chainabs.errors import ChainabsError
+from chainabs.errors import InvalidInput
 from chainabs.pool import PoolFiles
 from chainabs.waterfall import PeriodResult
 
@@ -50,8 +50,13 @@ def check_period_tapes(files: PoolFiles, periods: list[tuple[ChainEvent, PeriodR
         if n not in onchain:
             bad.append(f"{path.stem} (no such period on chain)")
             continue
+        if path != files.dir.period_path(n):
+            bad.append(f"{path.stem} (misnamed: period {n}'s tape is {files.dir.period_path(n).name})")
+            continue
         tape = files.dir.read_period(n)
-        assert tape is not None
+        if tape is None:
+            bad.append(f"{path.stem} (unreadable)")
+            continue
         root = "0x" + period_root(files.rows, tape.statuses, tape.outstanding).hex()
         if root != tape.root or root != onchain[n][0]:
             bad.append(f"{path.stem} (root)")
@@ -66,13 +71,13 @@ def read_salt(path: str | Path) -> bytes:
     try:
         text = Path(path).read_text().strip()
     except OSError as exc:
-        raise ChainabsError(f"cannot read the salt file {path}: {exc.strerror or exc}") from None
+        raise InvalidInput(f"cannot read the salt file {path}: {exc.strerror or exc}") from None
     try:
         salt = bytes.fromhex(text.removeprefix("0x"))
     except ValueError:
         salt = b""
     if len(salt) != 32:
-        raise ChainabsError(f"{path} does not hold a pool salt (64 hex digits)")
+        raise InvalidInput(f"{path} does not hold a pool salt (64 hex digits)")
     return salt
 
 

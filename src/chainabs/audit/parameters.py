@@ -17,7 +17,7 @@ from chainabs.audit.events import DealEvents
 from chainabs.audit.report import Check
 from chainabs.build import load_artifact
 from chainabs.chain import Chain
-from chainabs.errors import ChainabsError
+from chainabs.errors import InvalidInput
 from chainabs.pool import PoolFiles
 from chainabs.waterfall import DealParams, TrancheSpec
 
@@ -27,9 +27,8 @@ def published_terms(files: PoolFiles) -> DealParams | None:
     data = files.dir.data_dir
     try:
         record = data.read_deal(files.dir.slug)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ChainabsError(f"{data.deal_path(files.dir.slug)}: the deal's published parameters are "
-                            f"unreadable ({exc})") from None
+    except InvalidInput as exc:
+        raise InvalidInput(f"the deal's published parameters are unreadable: {exc}") from None
     return None if record is None else record.params
 
 

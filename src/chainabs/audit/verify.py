@@ -15,7 +15,7 @@ from chainabs.audit.report import AuditReport, Check
 from chainabs.audit.tokens import check_claims, check_registry, check_units, replay_tokens
 from chainabs.audit.waterfall import check_cash, check_waterfall
 from chainabs.context import Context
-from chainabs.errors import ChainabsError
+from chainabs.errors import InvalidInput
 from chainabs.pool import PoolFiles
 from chainabs.service import open_deal
 
@@ -36,7 +36,7 @@ def audit(ctx: Context, pool: str | None = None, *, tape: str | Path | None = No
     """Every check of a data dir's deal: the chain's, the index's, the API's and (given the
     tape and the salt) the loan commitments'."""
     if (tape is None) != (salt_file is None):
-        raise ChainabsError("--tape and --salt-file go together: the commitments need both")
+        raise InvalidInput("--tape and --salt-file go together: the commitments need both")
     salt = read_salt(salt_file) if salt_file is not None else None
     started = time.perf_counter()
     handle, files = open_deal(ctx, pool)

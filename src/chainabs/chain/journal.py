@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from chainabs.datadir import write_atomic
+
 _HEADER = struct.Struct(">cQI")  # kind, block timestamp, payload length
 TX, MINE = b"T", b"M"
 
@@ -41,9 +43,7 @@ class Journal:
             self.genesis_timestamp = int(json.loads(genesis.read_text())["timestamp"])
         else:
             self.genesis_timestamp = int(time.time())
-            tmp = genesis.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"timestamp": self.genesis_timestamp}))
-            os.replace(tmp, genesis)
+            write_atomic(genesis, json.dumps({"timestamp": self.genesis_timestamp}))
         self._fh: BinaryIO | None = None
 
     def records(self) -> Iterator[Record]:

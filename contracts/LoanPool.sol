@@ -4,11 +4,14 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {LoanToken} from "./LoanToken.sol";
+import {LoanBatchProof} from "./libraries/LoanBatchProof.sol";
 
 /// @title LoanPool
 /// @notice The special-purpose vehicle's loan book: it commits to a loan tape (Merkle root,
 ///         loan count, total outstanding and principal units), then buys the loans as tokens,
 ///         in batches whose size the originator chooses, until every committed loan is minted.
+///         Each batch proves itself against the root: it mints only committed loans, in
+///         ascending leaf order, so each committed loan exactly once.
 contract LoanPool is AccessControl {
     /// @notice Commits the tape and mints the loans.
     bytes32 public constant ORIGINATOR_ROLE = keccak256("ORIGINATOR_ROLE");
@@ -22,6 +25,9 @@ contract LoanPool is AccessControl {
 
     /// @notice Merkle root over the pool's loan leaves (OpenZeppelin StandardMerkleTree layout).
     bytes32 public loanRoot;
+    /// @notice The leaf of the last loan minted (zero before the first batch); the next batch's
+    ///         leaves must all be above it.
+    bytes32 public lastMintedLeaf;
     /// @notice Number of loans committed.
     uint64 public loanCount;
     /// @notice Number of loans minted so far.
@@ -39,6 +45,8 @@ contract LoanPool is AccessControl {
     error TapeNotCommitted();
     /// @notice Minting this batch would exceed the committed loan count.
     error TooManyLoans(uint256 minted, uint256 batch, uint256 committed);
+    /// @notice A batch carried no loans.
+    error EmptyBatch();
 
     /// @notice The pool committed to its loan tape.
     event TapeCommitted(bytes32 indexed root, uint64 loanCount, uint128 outstandingUnits, uint128 principalUnits);
@@ -80,20 +88,30 @@ contract LoanPool is AccessControl {
         emit TapeCommitted(root, count, outstanding, principal);
     }
 
-    /// @notice Mint the next batch of committed loans into this pool (a true sale).
+    /// @notice Mint the next batch of committed loans into this pool (a true sale). Loans are
+    ///         minted in ascending order of their leaves: the batch is the committed leaves of
+    ///         ranks mintedCount .. mintedCount + k - 1, proven against the root by a multiproof.
     /// @param packedIds loan ids, each a length byte then its bytes.
-    /// @param loanHashes the loans' TAPE.md loan hashes, in the same order.
-    function mintLoans(bytes calldata packedIds, bytes32[] calldata loanHashes) external onlyRole(ORIGINATOR_ROLE) {
+    /// @param loanHashes the loans' TAPE.md loan hashes, in the same order, ascending by leaf.
+    /// @param proof the `proof` part of OpenZeppelin's multiproof of the batch's leaves
+    ///        (merkle-tree `getMultiProof` of npm package openzeppelin/merkle-tree); its flags follow from the ranks.
+    function mintLoans(bytes calldata packedIds, bytes32[] calldata loanHashes, bytes32[] calldata proof)
+        external
+        onlyRole(ORIGINATOR_ROLE)
+    {
         bytes32 root = loanRoot;
         if (root == bytes32(0)) revert TapeNotCommitted();
         uint64 first = mintedCount;
-        uint64 n = uint64(loanHashes.length);
-        if (uint256(first) + n > loanCount) revert TooManyLoans(first, n, loanCount);
-        uint64 minted = first + n;
+        uint64 committed = loanCount;
+        uint256 n = loanHashes.length;
+        if (n == 0) revert EmptyBatch();
+        if (uint256(first) + n > committed) revert TooManyLoans(first, n, committed);
+        lastMintedLeaf = LoanBatchProof.verify(root, committed, first, loanHashes, proof, lastMintedLeaf);
+        uint64 minted = first + uint64(n);
         mintedCount = minted;
-        emit LoansMinted(root, first, n, minted);
-        if (minted == loanCount) emit PoolFilled(root, minted, outstandingUnits);
-        loanToken.mintBatch(address(this), packedIds, loanHashes);
+        emit LoansMinted(root, first, uint64(n), minted);
+        if (minted == committed) emit PoolFilled(root, minted, outstandingUnits);
+        loanToken.mintBatch(packedIds, loanHashes);
     }
 
     /// @notice Whether every committed loan has been minted.
@@ -101,10 +119,11 @@ contract LoanPool is AccessControl {
         return loanRoot != bytes32(0) && mintedCount == loanCount;
     }
 
-    /// @notice Check a loan's leaf against the pool's root. Anyone may call.
-    /// @param leaf keccak256(bytes.concat(loan_hash)).
+    /// @notice Check a loan against the pool's root. Anyone may call. The leaf is hashed here
+    ///         from the loan hash, so no inner node of the tree passes for a loan.
+    /// @param loanHash the loan's TAPE.md loan hash; its leaf is keccak256(bytes.concat(loanHash)).
     /// @param proof the Merkle proof from the chainabs service or the tape.
-    function verifyLoan(bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
-        return MerkleProof.verifyCalldata(proof, loanRoot, leaf);
+    function verifyLoan(bytes32 loanHash, bytes32[] calldata proof) external view returns (bool) {
+        return MerkleProof.verifyCalldata(proof, loanRoot, keccak256(bytes.concat(loanHash)));
     }
 }

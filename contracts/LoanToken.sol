@@ -6,10 +6,11 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @title LoanToken
 /// @notice One ERC-721 token per tokenised consumer loan, shared by every chainabs pool on a
-///         chain. A token id is keccak256 of the loan id, so the same loan can never be
-///         tokenised twice anywhere on this chain. Each batch mint emits the loan hashes
-///         (TAPE.md commitments) beside the token ids, and the pool that receives them records
-///         the Merkle root over the same loans.
+///         chain. A pool mints to itself, and a token id is keccak256 of the pool's address and
+///         the loan id: a loan id is tokenised at most once per pool, and no minter can take
+///         (or mint into) another pool's ids. Each batch mint emits the loan hashes (TAPE.md
+///         commitments) beside the token ids, and the pool that mints them proves them against
+///         the Merkle root it committed to.
 contract LoanToken is ERC721, AccessControl {
     /// @dev Storage slot of OpenZeppelin ERC721's private `_owners` mapping in this contract.
     uint256 private constant OWNERS_SLOT = 2;
@@ -39,9 +40,11 @@ contract LoanToken is ERC721, AccessControl {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
-    /// @notice The token id of a loan id: uint256(keccak256(bytes(loanId))).
-    function tokenIdOf(string calldata loanId) external pure returns (uint256) {
-        return uint256(keccak256(bytes(loanId)));
+    /// @notice The token id of a loan id minted by `pool`: uint256(keccak256(abi.encodePacked(pool, loanId))).
+    /// @param pool the minting pool.
+    /// @param loanId the loan id as the tape gives it.
+    function tokenIdOf(address pool, string calldata loanId) external pure returns (uint256) {
+        return uint256(keccak256(abi.encodePacked(pool, loanId)));
     }
 
     /// @notice Whether each token id is already minted (for pre-checks before a pool is created).
@@ -64,22 +67,19 @@ contract LoanToken is ERC721, AccessControl {
         }
     }
 
-    /// @notice Mint a batch of loans to `to` (the buying pool). The caller chooses the size.
+    /// @notice Mint a batch of loans to the caller (the buying pool), in the caller's token id
+    ///         namespace. The caller chooses the size.
     /// @dev The loop is hand-written: it writes OpenZeppelin ERC721's `_owners` mapping (storage
     ///      slot OWNERS_SLOT, checked against the compiler's storage layout by the tests) and
     ///      emits the standard Transfer event per token, then adds the batch to the receiver's
     ///      balance once. That keeps a loan at one fresh storage slot plus its event and calldata,
     ///      and keeps py-evm's per-opcode cost low.
-    /// @param to the receiving pool.
     /// @param packedIds the loan ids, each as one length byte (1-64) followed by its bytes.
     /// @param loanHashes the loan hash of each loan, in the same order.
-    function mintBatch(address to, bytes calldata packedIds, bytes32[] calldata loanHashes)
-        external
-        onlyRole(MINTER_ROLE)
-    {
+    function mintBatch(bytes calldata packedIds, bytes32[] calldata loanHashes) external onlyRole(MINTER_ROLE) {
         uint256 count = loanHashes.length;
         if (count == 0) revert EmptyBatch();
-        if (to == address(0)) revert ERC721InvalidReceiver(address(0));
+        address to = msg.sender;
         uint256 failure; // 0 ok, 1 malformed ids at `detail`, 2 duplicate token `detail`
         uint256 detail;
         assembly ("memory-safe") {
@@ -95,7 +95,10 @@ contract LoanToken is ERC721, AccessControl {
             mstore(outEnd, count)
             calldatacopy(add(outEnd, 0x20), loanHashes.offset, idsBytes)
             let dataEnd := add(add(outEnd, 0x20), idsBytes)
+            // token id preimage: the pool's 20 address bytes, then the loan id
             let scratch := dataEnd
+            mstore(scratch, shl(96, to))
+            let idStart := add(scratch, 20)
             let ptr := packedIds.offset
             let end := add(ptr, packedIds.length)
             for {} lt(out, outEnd) { out := add(out, 0x20) } {
@@ -112,8 +115,8 @@ contract LoanToken is ERC721, AccessControl {
                     detail := sub(sub(start, 1), packedIds.offset)
                     break
                 }
-                calldatacopy(scratch, start, len)
-                let tokenId := keccak256(scratch, len)
+                calldatacopy(idStart, start, len)
+                let tokenId := keccak256(scratch, add(20, len))
                 mstore(0x00, tokenId)
                 mstore(0x20, OWNERS_SLOT)
                 let slot := keccak256(0x00, 0x40)

@@ -21,6 +21,7 @@ from chainabs import merkle
 from chainabs.merkle import (
     LEAF_TYPES,
     MerkleTree,
+    Multiproof,
     borrower_hash,
     commitments,
     hash_pair,
@@ -28,13 +29,16 @@ from chainabs.merkle import (
     loan_hash,
     loan_values,
     new_pool_salt,
+    process_multiproof,
     token_id,
     verify,
+    verify_multiproof,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_SCRIPT = ROOT / "tests" / "js" / "merkle_check.mjs"
 SALT = b"\x11" * 32
+POOL = "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # the token ids of the vectors are this pool's
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,30 +128,30 @@ VECTOR_LOANS = [
     Loan("x" * 33, "r" * 128, 0, "GBP", 1, 1, 1, 20000, 20001, 1, 0, 5, 9999, 950, "R" * 32),
 ]  # fmt: skip
 
-VECTORS = [  # (borrower_hash, loan_hash, leaf, token_id)
+VECTORS = [  # (borrower_hash, loan_hash, leaf, token id in POOL)
     (
         "260f8bb88acfe333749d5c265470d733b70aa229defaf90a2a4818b9a939c0a1",
         "80f6e55e9f28cedf325942e5530b79e431402f9e6b8dc4c71c355d99d585a027",
         "7ed3d5aa8a4b090eaada396b54003cd88ed8987f6758e1dcea843c2a7bbaf5e7",
-        0x9C0B91F9DCCCBA899E4B212A182784E3193C92FA7ECB09706C7EB88E07129E61,
+        0x37219208A826EC5BC67BBE6418761A93BEBA900C37BB4767F15FF099FFD3DEDE,
     ),
     (
         "2e656b5492d111728051af8def72306c1c42a925e67762ef6f6b871c481be1ef",
         "94f894cda274dd55d328f4cff0b0df1f79623a252ba53272e1cc4c2398a607ba",
         "6debadeb70940e2634a1f83d61ed4e1e0d87349953c130accc3e8decadb10bf2",
-        0xFBD5F436B5864A5327D5173B446ABD1B6896B83FBD0D4EFD368ACB146EF45323,
+        0x4718F37D4AB5EB15F1982D2719368D91DC7E546F7D4C565CD64E5B2D3D8C717C,
     ),
     (
         "91dc5c0259aeae6e65768c4a101a2181ffadd37aad011a65d8f2ddbe2891a404",
         "fe19094c1dc5ee92957aeaa206715e5a300d367f7a516ae7b0278046b22b913b",
         "35b3727da23fc2d53c0a4cc959996dc30f6f90e787b7f4a2bd23245e7c33dd04",
-        0x52F1A9B320CAB38E5DA8A8F97989383AAB0A49165FC91C737310E4F7E9821021,
+        0xDF576967A4B2904C2743BECF2FBB30A52C6BD5CD11C31DB3A4CB47B74AB051BE,
     ),
     (
         "e9ff2ddb75881b72b3838e2f45e06cb4880bf4c56bd67f76c0d7a298656dbc1d",
         "fe67df6533d07df45c43189888e7ac0e0a83ff90bc4708bcd940efe6ac2f9cb0",
         "dad8eb8977b3f837f7271a7993c3c501051ba82f98ab88cea462ed1082903df2",
-        0xE903BBDBC1A99EB2864F9F3AE2F68A23A8B791FC0B20E0F476CE84783C4F4AEF,
+        0xCE56764738D6034BA6BEAD6753A8652C492FB6A44B70F0B00040CCD974EF18D8,
     ),
 ]
 VECTOR_ROOT = "5ac32cd08205c86532e1a165ef9f7a405c86a23f69ee85bf228f23d37defbde1"
@@ -161,7 +165,15 @@ def test_fixed_vectors(loan: Loan, vector: tuple[str, str, str, int]) -> None:
     assert loan_hash(loan, SALT).hex() == lh
     assert leaf_from_loan_hash(bytes.fromhex(lh)).hex() == leaf
     assert commitments([loan], SALT) == [(bytes.fromhex(lh), bytes.fromhex(leaf))]
-    assert token_id(loan.loan_id) == tid
+    assert token_id(POOL, loan.loan_id) == token_id(bytes.fromhex(POOL[2:]), loan.loan_id) == tid
+    assert tid == int.from_bytes(ref_keccak(bytes.fromhex(POOL[2:]) + loan.loan_id.encode()), "big")
+
+
+def test_token_ids_are_per_pool() -> None:
+    other = "0x" + "ab" * 20
+    assert token_id(POOL, "LN-0001") != token_id(other, "LN-0001")
+    with pytest.raises(ValueError, match="20 bytes"):
+        token_id("0x1234", "LN-0001")
 
 
 def test_fixed_vectors_root() -> None:
@@ -373,6 +385,76 @@ def test_unknown_leaf_and_index() -> None:
     assert leaves[0] in tree and b"\x00" * 32 not in tree
 
 
+def test_sorted_indices_are_the_leaves_in_tree_order() -> None:
+    leaves = _leaves(17, seed=9)
+    tree = MerkleTree.from_leaves(leaves)
+    order = tree.sorted_indices()
+    assert [leaves[i] for i in order] == sorted(leaves)
+    bare = MerkleTree.from_json({k: v for k, v in tree.to_json().items() if k != "order"})
+    assert bare.sorted_indices() == list(range(17))
+
+
+def test_lowest_level_leaves() -> None:
+    for n in range(1, 70):
+        tree = MerkleTree.from_leaves(_leaves(n, seed=n))
+        depth = [(i + 1).bit_length() - 1 for i in range(n - 1, 2 * n - 1)]  # leaf tree indices
+        by_rank = depth[::-1]  # rank r sits at tree index 2n - 2 - r
+        lowest = tree.lowest_level_leaves()
+        assert by_rank == [max(depth)] * lowest + [max(depth) - 1] * (n - lowest), n
+    assert MerkleTree.from_leaves(_leaves(1024)).lowest_level_leaves() == 1024
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
+def test_every_run_of_neighbouring_leaves_has_a_multiproof(n: int) -> None:
+    """The runs a pool mints in: each verifies, and tampering with any part fails."""
+    leaves = _leaves(n, seed=n)
+    tree = MerkleTree.from_leaves(leaves)
+    order = tree.sorted_indices()
+    for first in range(n):
+        for end in range(first + 1, n + 1):
+            mp = tree.multiproof(order[first:end])
+            assert mp.leaves == sorted(leaves)[first:end]
+            assert process_multiproof(mp) == tree.root and verify_multiproof(mp, tree.root)
+            for k in range(len(mp.proof)):
+                bad = list(mp.proof)
+                bad[k] = bytes([bad[k][0] ^ 1]) + bad[k][1:]
+                assert not verify_multiproof(mp._replace(proof=bad), tree.root)
+            other = [x for x in leaves if x not in mp.leaves][:1]
+            if other:
+                assert not verify_multiproof(mp._replace(leaves=[*mp.leaves[:-1], *other]), tree.root)
+
+
+def test_a_run_of_neighbours_needs_few_proof_nodes() -> None:
+    """A batch of neighbouring leaves costs at most two siblings per level, whatever its size."""
+    n = 10_000
+    tree = MerkleTree.from_leaves(_leaves(n, seed=3))
+    order = tree.sorted_indices()
+    depth = (2 * n - 1).bit_length()
+    for first, size in [(0, 500), (500, 500), (4321, 1000), (9000, 1000), (0, n), (777, 1)]:
+        mp = tree.multiproof(order[first:first + size])
+        assert len(mp.proof) <= 2 * depth
+        assert len(mp.proof_flags) == size + len(mp.proof) - 1
+        assert verify_multiproof(mp, tree.root)
+
+
+def test_multiproof_edge_cases() -> None:
+    leaves = _leaves(6, seed=2)
+    tree = MerkleTree.from_leaves(leaves)
+    assert tree.multiproof([]) == Multiproof([], [tree.root], [])
+    assert verify_multiproof(tree.multiproof([]), tree.root)
+    everything = tree.multiproof(range(6))
+    assert everything.proof == [] and all(everything.proof_flags)
+    assert tree.multiproof([4, 1]) == tree.multiproof([1, -2])
+    assert tree.multiproof([3]).proof == tree.proof_at(3)
+    with pytest.raises(ValueError, match="twice"):
+        tree.multiproof([1, 1])
+    with pytest.raises(IndexError):
+        tree.multiproof([6])
+    assert not verify_multiproof(Multiproof([leaves[0]], [], [True]), tree.root)  # malformed, not a crash
+    with pytest.raises(ValueError):
+        process_multiproof(Multiproof([leaves[0], leaves[1]], [], [True, True]))
+
+
 def test_json_round_trip() -> None:
     leaves = _leaves(21, seed=4)
     tree = MerkleTree.from_leaves(leaves)
@@ -412,7 +494,7 @@ def test_from_json_refuses_a_spoilt_tree(spoil) -> None:
 # ---------------------------------------------------------------- against OpenZeppelin
 
 
-def _openzeppelin(values: list[list], tmp_path: Path) -> dict:
+def _openzeppelin(values: list[list], tmp_path: Path, multiproofs: list[list[int]] | None = None) -> dict:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
@@ -423,7 +505,8 @@ def _openzeppelin(values: list[list], tmp_path: Path) -> dict:
         for row in values
     ]
     path = tmp_path / "in.json"
-    path.write_text(json.dumps({"types": list(LEAF_TYPES), "values": as_json}), encoding="utf-8")
+    request = {"types": list(LEAF_TYPES), "values": as_json, "multiproofs": multiproofs or []}
+    path.write_text(json.dumps(request), encoding="utf-8")
     done = subprocess.run(
         [node, str(NODE_SCRIPT), str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
@@ -446,6 +529,29 @@ def test_tree_matches_openzeppelin(n: int, seed: int, tmp_path: Path) -> None:
         proof = tree.proof_at(i)
         assert ["0x" + p.hex() for p in proof] == oz["proofs"][i], i
         assert verify(leaf, proof, tree.root)
+
+
+@pytest.mark.parametrize("n, seed", [(1, 1), (2, 2), (7, 7), (50, 50), (131, 131)])
+def test_multiproofs_match_openzeppelin(n: int, seed: int, tmp_path: Path) -> None:
+    """Runs of neighbouring leaves (what a pool mints per batch), scattered sets and the
+    whole tree: the same leaves, proof and flags as OpenZeppelin's getMultiProof."""
+    loans = random_loans(n, seed=seed)
+    leaves = [leaf for _, leaf in commitments(loans, SALT)]
+    tree = MerkleTree.from_leaves(leaves)
+    order = tree.sorted_indices()
+    rng = random.Random(seed)
+    sets = [order[:1], order, [order[-1]]]
+    for _ in range(6):
+        first = rng.randrange(n)
+        sets.append(order[first:first + rng.randint(1, n)])
+        sets.append(rng.sample(range(n), rng.randint(1, n)))
+    oz = _openzeppelin([list(loan_values(loan, SALT)) for loan in loans], tmp_path, sets)
+    for indices, expected in zip(sets, oz["multiproofs"], strict=True):
+        mp = tree.multiproof(indices)
+        assert ["0x" + x.hex() for x in mp.leaves] == expected["leaves"], indices
+        assert ["0x" + x.hex() for x in mp.proof] == expected["proof"], indices
+        assert mp.proof_flags == expected["proofFlags"], indices
+        assert verify_multiproof(mp, tree.root)
 
 
 def test_fixed_vectors_match_openzeppelin(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils import keccak
@@ -16,7 +17,7 @@ from chainabs.cli import main
 from chainabs.context import Context
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert, TapeError
-from chainabs.pool import OWNERS_SLOT, create_pool, find_pool, verify_proof_on_chain
+from chainabs.pool import OWNERS_SLOT, create_pool, find_pool, mint_batch, verify_proof_on_chain
 from chainabs.tape import Eligibility, apply_eligibility, read_tape
 from chainabs.tapegen import write_tape
 
@@ -60,10 +61,12 @@ def test_a_tape_becomes_loan_tokens_in_a_pool(ctx: Context, tape_300: Path) -> N
     assert "0x" + pool.functions.loanRoot().call().hex() == report.root
     assert token.functions.balanceOf(report.pool).call() == len(eligible)
     for loan in eligible[:5] + eligible[-5:]:
-        assert token.functions.ownerOf(merkle.token_id(loan.loan_id)).call() == report.pool
+        tid = merkle.token_id(report.pool, loan.loan_id)
+        assert token.functions.ownerOf(tid).call() == report.pool
+        assert token.functions.tokenIdOf(report.pool, loan.loan_id).call() == tid
     for loan, _ in rejected[:3]:
         with pytest.raises(ContractRevert) as info:
-            chain.call(token.functions.ownerOf(merkle.token_id(loan.loan_id)))
+            chain.call(token.functions.ownerOf(merkle.token_id(report.pool, loan.loan_id)))
         assert info.value.name == "ERC721NonexistentToken"
 
 
@@ -74,12 +77,17 @@ def test_mint_events_commit_each_token_to_its_loan_hash(ctx: Context, tape_300: 
     logs = [c for c in token.events.LoansCommitted.get_logs(from_block=0) if c["args"]["pool"] == report.pool]
     ids = [i for log in logs for i in log["args"]["tokenIds"]]
     hashes = [h for log in logs for h in log["args"]["loanHashes"]]
-    assert len(logs) == report.batches == 3
+    assert len(logs) == report.batches >= 3  # batches of 100, split where the tree's lowest level ends
+    assert all(len(log["args"]["tokenIds"]) <= 100 for log in logs)
     files = find_pool(ctx.data_dir, "Events")
     salt = bytes.fromhex((files.folder / "salt").read_text())
     eligible, _ = apply_eligibility(read_tape(tape_300).loans, Eligibility())
-    assert ids == [merkle.token_id(x.loan_id) for x in eligible]
-    assert hashes == [merkle.loan_hash(x, salt) for x in eligible]
+    loan_hashes = [merkle.loan_hash(x, salt) for x in eligible]
+    order = sorted(range(len(eligible)), key=lambda i: keccak(loan_hashes[i]))  # minted by ascending leaf
+    assert ids == [merkle.token_id(report.pool, eligible[i].loan_id) for i in order]
+    assert hashes == [loan_hashes[i] for i in order]
+    assert order == files.mint_order()
+    assert [row.loan_id for row in files.rows] == [x.loan_id for x in eligible]  # the rows keep the tape's order
     transfers = [t for t in token.events.Transfer.get_logs(from_block=0) if t["args"]["to"] == report.pool]
     assert [t["args"]["tokenId"] for t in transfers] == ids
     assert {t["args"]["from"] for t in transfers} == {"0x" + "0" * 40}
@@ -94,18 +102,34 @@ def test_proofs_verify_on_chain_and_tampering_fails(ctx: Context, tape_300: Path
                              bytes.fromhex(proof.root[2:]))
         assert verify_proof_on_chain(ctx, files, proof) is True
         assert "borrower_ref" not in json.dumps(proof.as_dict())
-    proof.leaf = "0x" + keccak(b"not a loan").hex()
+    proof.loan_hash = "0x" + keccak(b"not a loan").hex()
     assert verify_proof_on_chain(ctx, files, proof) is False
 
 
+def test_an_inner_node_of_the_tree_does_not_verify_as_a_loan(ctx: Context, tape_300: Path) -> None:
+    """Finding 9: verifyLoan took the leaf, so the inner node at the top of the tree's left half
+    passed with its one-node proof. It takes the loan hash now and hashes the leaf itself."""
+    create_pool(ctx, tape_path=tape_300, name="Inner")
+    files = find_pool(ctx.data_dir)
+    pool = ctx.chain.contract("LoanPool", files.record.address)
+    nodes = files.tree.to_json()  # the inner nodes come from rebuilding the tree from its leaves
+    tree = merkle.MerkleTree.from_json(nodes)
+    inner, sibling = tree._nodes[1], tree._nodes[2]
+    assert merkle.verify(inner, [sibling], tree.root)  # what the old verifyLoan(leaf, proof) computed
+    assert pool.functions.verifyLoan(inner, [sibling]).call() is False
+    row = files.rows[0]
+    assert pool.functions.verifyLoan(row.loan_hash(), files.tree.proof(row.leaf())).call() is True
+    assert pool.functions.verifyLoan(row.leaf(), files.tree.proof(row.leaf())).call() is False  # a leaf is no loan hash
+
+
 def test_interrupted_minting_resumes_without_duplicates(ctx: Context, tape_300: Path) -> None:
-    first = create_pool(ctx, tape_path=tape_300, name="Resume", batch_size=40, stop_after_batches=2)
-    assert first.minted_now == 80
+    first = create_pool(ctx, tape_path=tape_300, name="Resume", batch_size=40, stop_after_batches=3)
+    assert first.minted_now == 98  # 40, then 18 to where the tree's lowest level of leaves ends, 40
     pool = ctx.chain.contract("LoanPool", first.pool)
-    assert pool.functions.mintedCount().call() == 80 and pool.functions.filled().call() is False
+    assert pool.functions.mintedCount().call() == 98 and pool.functions.filled().call() is False
     second = create_pool(ctx, tape_path=tape_300, name="Resume", batch_size=40)
     assert second.pool == first.pool and second.root == first.root
-    assert second.minted_now == first.eligible - 80
+    assert second.minted_now == first.eligible - 98
     assert pool.functions.filled().call() is True
     again = create_pool(ctx, tape_path=tape_300, name="Resume")
     assert again.minted_now == 0 and again.batches == 0
@@ -154,15 +178,40 @@ def test_role_checks_on_every_mutating_function(chain: EmbeddedChain, core: Mani
     pool = chain.deploy("LoanPool", token.address, admin, admin, "Roles", "EUR")
     calls = [
         pool.functions.commitTape(b"\x01" * 32, 1, 1, 1),
-        pool.functions.mintLoans(b"\x02L1", [b"\x03" * 32]),
+        pool.functions.mintLoans(b"\x02L1", [b"\x03" * 32], []),
         pool.functions.grantRole(ORIGINATOR_ROLE, stranger),
-        token.functions.mintBatch(stranger, b"\x02L1", [b"\x03" * 32]),
+        token.functions.mintBatch(b"\x02L1", [b"\x03" * 32]),
         token.functions.grantRole(MINTER_ROLE, stranger),
     ]
     for fn in calls:
         with pytest.raises(ContractRevert) as info:
             chain.send(fn, sender=stranger)
         assert info.value.name == "AccessControlUnauthorizedAccount", fn.fn_name
+
+
+def _committed_pool(chain: EmbeddedChain, core: Manifest, hashes: list[bytes], name: str,
+                    originator: str | None = None) -> tuple[Any, merkle.MerkleTree]:
+    """A LoanPool that may mint, committed to the tree over `hashes`."""
+    admin = chain.accounts[0]
+    originator = originator or admin
+    token = chain.contract("LoanToken", core.contracts["LoanToken"])
+    pool = chain.deploy("LoanPool", token.address, admin, originator, name, "EUR")
+    chain.send(token.functions.grantRole(MINTER_ROLE, pool.address))
+    tree = merkle.MerkleTree.from_leaves([merkle.leaf_from_loan_hash(h) for h in hashes])
+    chain.send(pool.functions.commitTape(tree.root, len(hashes), 10, 20), sender=originator)
+    return pool, tree
+
+
+def _hashes(n: int, tag: bytes = b"") -> list[bytes]:
+    return [keccak(tag + b"loan %d" % i) for i in range(n)]
+
+
+def _revert(chain: EmbeddedChain, fn: Any, sender: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The decoded custom error: (name, its arguments)."""
+    with pytest.raises(ContractRevert) as info:
+        chain.send(fn, sender=sender or chain.accounts[0])
+    args = info.value.args_
+    return info.value.name, tuple(args.values()) if isinstance(args, dict) else tuple(args)
 
 
 def test_pool_rules_are_enforced(chain: EmbeddedChain, core: Manifest) -> None:
@@ -172,30 +221,120 @@ def test_pool_rules_are_enforced(chain: EmbeddedChain, core: Manifest) -> None:
     chain.send(token.functions.grantRole(MINTER_ROLE, pool.address))
 
     def revert_name(fn) -> str:
-        with pytest.raises(ContractRevert) as info:
-            chain.send(fn)
-        return info.value.name
+        return _revert(chain, fn)[0]
 
-    assert revert_name(pool.functions.mintLoans(b"\x02L1", [b"\x03" * 32])) == "TapeNotCommitted"
+    hashes = _hashes(2)
+    tree = merkle.MerkleTree.from_leaves([merkle.leaf_from_loan_hash(h) for h in hashes])
+    both = mint_batch(tree, ["L1", "L2"], hashes, tree.sorted_indices())
+    assert revert_name(pool.functions.mintLoans(both.packed_ids, both.loan_hashes, both.proof)) == "TapeNotCommitted"
     assert revert_name(pool.functions.commitTape(b"\x00" * 32, 1, 1, 1)) == "InvalidTapeCommitment"
-    chain.send(pool.functions.commitTape(b"\x01" * 32, 2, 10, 20))
-    assert revert_name(pool.functions.commitTape(b"\x01" * 32, 2, 10, 20)) == "TapeAlreadyCommitted"
-    assert revert_name(pool.functions.mintLoans(b"", [])) == "EmptyBatch"
-    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L2\x02L3", [b"\x03" * 32] * 3)) == "TooManyLoans"
-    assert revert_name(pool.functions.mintLoans(b"\x05L1", [b"\x03" * 32])) == "MalformedLoanIds"
-    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L2", [b"\x03" * 32])) == "MalformedLoanIds"
-    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L1", [b"\x03" * 32] * 2)) == "LoanAlreadyTokenised"
-    chain.send(pool.functions.mintLoans(b"\x02L1\x02L2", [b"\x03" * 32] * 2))
+    chain.send(pool.functions.commitTape(tree.root, 2, 10, 20))
+    assert revert_name(pool.functions.commitTape(tree.root, 2, 10, 20)) == "TapeAlreadyCommitted"
+    assert revert_name(pool.functions.mintLoans(b"", [], [])) == "EmptyBatch"
+    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L2\x02L3", [*both.loan_hashes, hashes[0]], [])) == "TooManyLoans"
+    assert revert_name(pool.functions.mintLoans(b"\x05L1\x02L2", both.loan_hashes, [])) == "MalformedLoanIds"
+    assert revert_name(pool.functions.mintLoans(b"\x02L1", both.loan_hashes, [])) == "MalformedLoanIds"
+    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L1", both.loan_hashes, [])) == "LoanAlreadyTokenised"
+    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L2", both.loan_hashes[::-1], [])) == "LoanOutOfOrder"
+    assert revert_name(pool.functions.mintLoans(b"\x02L1\x02L2", both.loan_hashes, [tree.root])) == "BatchNotCommitted"
+    chain.send(pool.functions.mintLoans(both.packed_ids, both.loan_hashes, both.proof))
     assert pool.functions.filled().call() is True
+    assert pool.functions.lastMintedLeaf().call() == max(merkle.leaf_from_loan_hash(h) for h in hashes)
+
+
+def test_a_pool_mints_only_loans_it_committed(chain: EmbeddedChain, core: Manifest) -> None:
+    """Finding 5: mintLoans checked the count only, so a pool could mint any loan hash under any
+    id. Each batch now proves its leaves against the committed root, in ascending leaf order."""
+    hashes = _hashes(8, b"committed ")
+    pool, tree = _committed_pool(chain, core, hashes, "Members")
+    ids = [f"M{i}" for i in range(8)]
+    order = tree.sorted_indices()
+    stranger = keccak(b"never committed")
+    first = mint_batch(tree, ids, hashes, order[:2])
+
+    # an uncommitted loan, with no proof or with a committed loan's proof
+    assert _revert(chain, pool.functions.mintLoans(b"\x02X1", [stranger], [])) == ("BatchNotCommitted", ())
+    one = mint_batch(tree, ids, hashes, order[:1])
+    assert _revert(chain, pool.functions.mintLoans(b"\x02X1", [stranger], one.proof)) == ("BatchNotCommitted", ())
+    # an uncommitted loan beside a committed one, in leaf order, with the committed pair's proof
+    mixed = sorted([first.loan_hashes[0], stranger], key=merkle.leaf_from_loan_hash)
+    assert _revert(chain, pool.functions.mintLoans(b"\x02X1\x02X2", mixed, first.proof)) == ("BatchNotCommitted", ())
+    # an inner node of the tree posing as a loan hash: the pool hashes every leaf itself
+    assert _revert(chain, pool.functions.mintLoans(b"\x02X1", [tree._nodes[1]], [tree._nodes[2]])) == (
+        "BatchNotCommitted", ())
+    # committed loans, but not the next ones in the tree's order (a run that is the sibling
+    # subtree of the next one would pass here: see the test below)
+    later = mint_batch(tree, ids, hashes, order[3:5])
+    assert _revert(chain, pool.functions.mintLoans(later.packed_ids, later.loan_hashes, later.proof))[0] == "BatchNotCommitted"
+
+    chain.send(pool.functions.mintLoans(first.packed_ids, first.loan_hashes, first.proof))
+    # the same committed loans again, under fresh ids: out of order, never twice
+    again = mint_batch(tree, [f"Z{i}" for i in range(8)], hashes, order[:2])
+    assert _revert(chain, pool.functions.mintLoans(again.packed_ids, again.loan_hashes, later.proof)) == (
+        "LoanOutOfOrder", (0,))
+    rest = mint_batch(tree, ids, hashes, order[2:])
+    chain.send(pool.functions.mintLoans(rest.packed_ids, rest.loan_hashes, rest.proof))
+    assert pool.functions.filled().call() is True
+    token = chain.contract("LoanToken", core.contracts["LoanToken"])
+    assert token.functions.balanceOf(pool.address).call() == 8
+
+
+def test_a_subtree_claimed_at_its_siblings_place_cannot_be_minted_twice(chain: EmbeddedChain, core: Manifest) -> None:
+    """Pairs hash in sorted order, so in an 8-leaf tree the right half's leaves with the left
+    half's root as proof rebuild the root at the left half's ranks. The ascending order across
+    batches makes that worthless: the left half can no longer follow, and the right half can
+    never be minted a second time under other ids."""
+    hashes = _hashes(8, b"halves ")
+    pool, tree = _committed_pool(chain, core, hashes, "Halves")
+    order = tree.sorted_indices()
+    left_root = tree._nodes[2]  # ranks 0-3 sit under node 2, ranks 4-7 under node 1
+    right = mint_batch(tree, [f"R{i}" for i in range(8)], hashes, order[4:])
+    assert right.proof == [left_root]
+    chain.send(pool.functions.mintLoans(right.packed_ids, right.loan_hashes, [left_root]))  # ranks 4-7 at 0-3
+    assert pool.functions.mintedCount().call() == 4
+    twice = mint_batch(tree, [f"T{i}" for i in range(8)], hashes, order[4:])
+    assert _revert(chain, pool.functions.mintLoans(twice.packed_ids, twice.loan_hashes, [left_root])) == (
+        "LoanOutOfOrder", (0,))
+    left = mint_batch(tree, [f"L{i}" for i in range(8)], hashes, order[:4])
+    assert _revert(chain, pool.functions.mintLoans(left.packed_ids, left.loan_hashes, left.proof)) == (
+        "LoanOutOfOrder", (0,))
+
+
+def test_no_pool_can_take_another_pools_loan_ids(chain: EmbeddedChain, core: Manifest) -> None:
+    """Finding 5: token ids were keccak256(loan id) across all pools, so a rogue pool that
+    minted an id first made an honest pool's tape fail ("already tokenised"). Ids are per pool:
+    both mint "L1", each its own token; a minter mints only to itself."""
+    admin, rogue_originator = chain.accounts[0], chain.accounts[6]
+    token = chain.contract("LoanToken", core.contracts["LoanToken"])
+    honest_hashes, rogue_hashes = _hashes(4, b"honest "), _hashes(1, b"rogue ")
+    honest, honest_tree = _committed_pool(chain, core, honest_hashes, "Honest")
+    rogue, rogue_tree = _committed_pool(chain, core, rogue_hashes, "Rogue", originator=rogue_originator)
+    squat = mint_batch(rogue_tree, ["L1"], rogue_hashes, [0])
+    chain.send(rogue.functions.mintLoans(squat.packed_ids, squat.loan_hashes, squat.proof), sender=rogue_originator)
+    batch = mint_batch(honest_tree, ["L0", "L1", "L2", "L3"], honest_hashes, honest_tree.sorted_indices())
+    chain.send(honest.functions.mintLoans(batch.packed_ids, batch.loan_hashes, batch.proof))
+    mine, theirs = merkle.token_id(honest.address, "L1"), merkle.token_id(rogue.address, "L1")
+    assert mine != theirs
+    assert token.functions.ownerOf(mine).call() == honest.address
+    assert token.functions.ownerOf(theirs).call() == rogue.address
+    # a minter (here an EOA the admin made one) mints only to itself, in its own namespace
+    chain.send(token.functions.grantRole(MINTER_ROLE, rogue_originator))
+    chain.send(token.functions.mintBatch(b"\x02L0", [rogue_hashes[0]]), sender=rogue_originator)
+    assert token.functions.ownerOf(merkle.token_id(rogue_originator, "L0")).call() == rogue_originator
+    assert token.functions.balanceOf(honest.address).call() == 4
+    logs = token.events.LoansCommitted.get_logs(from_block=0)
+    assert {log["args"]["pool"] for log in logs if merkle.token_id(honest.address, "L1") in log["args"]["tokenIds"]} == {
+        honest.address}
 
 
 def test_loan_tokens_behave_as_erc721(chain: EmbeddedChain, core: Manifest) -> None:
     admin, alice, bob, carol = chain.accounts[:4]
     token = chain.contract("LoanToken", core.contracts["LoanToken"])
     chain.send(token.functions.grantRole(MINTER_ROLE, admin))
-    chain.send(token.functions.mintBatch(alice, b"\x03ERC\x04ERC2", [b"\x01" * 32, b"\x02" * 32]))
-    tid = merkle.token_id("ERC")
-    assert token.functions.tokenIdOf("ERC").call() == tid
+    chain.send(token.functions.grantRole(MINTER_ROLE, alice))
+    chain.send(token.functions.mintBatch(b"\x03ERC\x04ERC2", [b"\x01" * 32, b"\x02" * 32]), sender=alice)
+    tid = merkle.token_id(alice, "ERC")
+    assert token.functions.tokenIdOf(alice, "ERC").call() == tid
     assert token.functions.ownerOf(tid).call() == alice and token.functions.balanceOf(alice).call() == 2
     for iface in ("80ac58cd", "01ffc9a7", "5b5e139f", "7965db0b"):
         assert token.functions.supportsInterface(bytes.fromhex(iface)).call() is True
@@ -209,7 +348,8 @@ def test_loan_tokens_behave_as_erc721(chain: EmbeddedChain, core: Manifest) -> N
     assert (event["from"], event["to"], event["tokenId"]) == (alice, carol, tid)
     assert token.functions.ownerOf(tid).call() == carol
     assert token.functions.balanceOf(alice).call() == 1 and token.functions.balanceOf(carol).call() == 1
-    assert token.functions.tokenised([tid, merkle.token_id("nope"), merkle.token_id("ERC2")]).call() == [0, 2]
+    nope, erc2 = merkle.token_id(alice, "nope"), merkle.token_id(alice, "ERC2")
+    assert token.functions.tokenised([tid, nope, erc2, merkle.token_id(admin, "ERC2")]).call() == [0, 2]
 
 
 def test_cli_pool_create_then_proof_across_processes(tmp_path: Path, tape_300: Path,

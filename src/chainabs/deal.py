@@ -20,10 +20,12 @@ from eth_utils import to_checksum_address
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from chainabs import merkle
 from chainabs.build import load_artifact
 from chainabs.chain import Chain, Sent
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert, DealError, NotFound
+from chainabs.pool import batch_end, mint_batch
 from chainabs.waterfall import DealParams, DealState, PeriodReport, PeriodResult, TrancheResult, TrancheSpec
 
 MAGNITUDE = 2**32  # TrancheToken.MAGNITUDE: entitlements are kept in 1 / MAGNITUDE base units
@@ -149,11 +151,16 @@ def deploy_filled_pool(chain: Chain, *, manifest: Manifest, outstanding: Sequenc
     minter = chain.call(loan_token.functions.MINTER_ROLE())
     chain.send(loan_token.functions.grantRole(minter, pool.address), sender=manifest.deployer)
     total = sum(outstanding)
-    chain.send(pool.functions.commitTape(os.urandom(32), len(outstanding), total, total), sender=originator)
+    hashes = [os.urandom(32) for _ in outstanding]
+    tree = merkle.MerkleTree.from_leaves([merkle.leaf_from_loan_hash(h) for h in hashes])
+    chain.send(pool.functions.commitTape(tree.root, len(outstanding), total, total), sender=originator)
     salt = os.urandom(8).hex()
-    ids = [f"{salt}-{i}".encode() for i in range(len(outstanding))]
-    packed = b"".join(bytes([len(i)]) + i for i in ids)
-    chain.send(pool.functions.mintLoans(packed, [os.urandom(32) for _ in ids]), sender=originator)
+    ids, order, minted = [f"{salt}-{i}" for i in range(len(outstanding))], tree.sorted_indices(), 0
+    while minted < len(order):
+        end = batch_end(tree, minted, len(order))
+        batch = mint_batch(tree, ids, hashes, order[minted:end])
+        chain.send(pool.functions.mintLoans(batch.packed_ids, batch.loan_hashes, batch.proof), sender=originator)
+        minted = end
     return pool
 
 

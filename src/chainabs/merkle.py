@@ -23,16 +23,18 @@ import importlib.util
 import secrets
 import struct
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "KECCAK_BACKEND",
     "LEAF_TYPES",
     "LoanLike",
     "MerkleTree",
+    "Multiproof",
     "borrower_hash",
     "commitments",
     "hash_pair",
@@ -42,8 +44,10 @@ __all__ = [
     "loan_hash",
     "loan_values",
     "new_pool_salt",
+    "process_multiproof",
     "token_id",
     "verify",
+    "verify_multiproof",
 ]
 
 LEAF_TYPES: tuple[str, ...] = (
@@ -338,9 +342,17 @@ def leaf_from_loan_hash(h: bytes) -> bytes:
     return keccak256(bytes(h))
 
 
-def token_id(loan_id: str) -> int:
-    """The loan token's id: uint256(keccak256(bytes(loan_id)))."""
-    return int.from_bytes(keccak256(loan_id.encode()), "big")
+def token_id(pool: str | bytes, loan_id: str) -> int:
+    """The loan token's id of `loan_id` minted by the pool at `pool` (a 0x-hex address or its
+    20 bytes): uint256(keccak256(abi.encodePacked(address pool, bytes(loan_id)))). Ids are unique
+    per pool, so no pool can take another pool's loan ids (LoanToken.tokenIdOf)."""
+    if isinstance(pool, str):
+        raw = bytes.fromhex(pool.removeprefix("0x").removeprefix("0X"))
+    else:
+        raw = bytes(pool)
+    if len(raw) != 20:
+        raise ValueError(f"a pool address is 20 bytes, not {len(raw)}")
+    return int.from_bytes(keccak256(raw + loan_id.encode()), "big")
 
 
 def commitments(loans: Iterable[LoanLike], pool_salt: bytes) -> list[tuple[bytes, bytes]]:
@@ -384,6 +396,48 @@ def verify(leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
     for sibling in proof:
         node = hash_pair(node, bytes(sibling))
     return node == root
+
+
+class Multiproof(NamedTuple):
+    """OpenZeppelin's multiproof: `leaves` in the order the verifier consumes them (descending
+    tree index, i.e. ascending leaf hash), the sibling hashes it needs and one flag per hash
+    (true: hash two nodes of the queue; false: a node of the queue with the next proof hash)."""
+
+    leaves: list[bytes]
+    proof: list[bytes]
+    proof_flags: list[bool]
+
+
+def process_multiproof(multiproof: Multiproof) -> bytes:
+    """OpenZeppelin MerkleProof.processMultiProof: the root the multiproof rebuilds.
+
+    Raises ValueError when the multiproof is malformed (its parts do not add up)."""
+    leaves, proof, flags = multiproof
+    if any(len(x) != 32 for x in (*leaves, *proof)):
+        raise ValueError("multiproof leaves and proof nodes must be 32 bytes each")
+    if len(leaves) + len(proof) != len(flags) + 1:
+        raise ValueError("invalid multiproof: leaves + proof must be flags + 1")
+    queue: deque[bytes] = deque(bytes(x) for x in leaves)
+    siblings = iter(bytes(x) for x in proof)
+    for flag in flags:
+        try:
+            a = queue.popleft()
+            b = queue.popleft() if flag else next(siblings)
+        except (IndexError, StopIteration):
+            raise ValueError("invalid multiproof: it runs out of nodes") from None
+        queue.append(hash_pair(a, b))
+    rest = list(siblings)
+    if len(queue) + len(rest) != 1:
+        raise ValueError("invalid multiproof: nodes left over")
+    return queue[0] if queue else rest[0]
+
+
+def verify_multiproof(multiproof: Multiproof, root: bytes) -> bool:
+    """OpenZeppelin MerkleProof.multiProofVerify; False for a malformed multiproof."""
+    try:
+        return process_multiproof(multiproof) == root
+    except ValueError:
+        return False
 
 
 class MerkleTree:
@@ -459,6 +513,58 @@ class MerkleTree:
         index %= self._n
         tree_index = len(self._nodes) - 1 - index if self._order is None else self._order[index]
         return self._path(tree_index)
+
+    def lowest_level_leaves(self) -> int:
+        """How many leaves sit on the tree's lowest level: the ranks below this number (in
+        sorted_indices order) are one level deeper than the rest; all of them when the leaf
+        count is a power of two. A pool's mint batch keeps to one side (LoanBatchProof)."""
+        n = self._n
+        return 2 * n - (1 << ((2 * n - 1).bit_length() - 1))
+
+    def sorted_indices(self) -> list[int]:
+        """The input indices in the order the tree lays out their leaves (ascending leaf hash).
+
+        A pool mints its loans in this order, so that each batch is a run of neighbouring
+        leaves: its multiproof is short and the pool can check that no leaf comes twice."""
+        if self._order is None:
+            return list(range(self._n))
+        last = len(self._nodes) - 1
+        out = [0] * self._n
+        for i, tree_index in enumerate(self._order):
+            out[last - tree_index] = i
+        return out
+
+    def multiproof(self, indices: Sequence[int]) -> Multiproof:
+        """OpenZeppelin's multiproof (merkle-tree's getMultiProof) of the leaves passed to
+        from_leaves at `indices`, in any order. Its leaves come back in the verifier's order:
+        ascending leaf hash. ValueError on a repeated index, IndexError on one out of range."""
+        nodes, n = self._nodes, self._n
+        last = len(nodes) - 1
+        positions = []
+        for index in indices:
+            if not -n <= index < n:
+                raise IndexError(f"leaf index {index} out of range for {n} leaves")
+            index %= n
+            positions.append(last - index if self._order is None else self._order[index])
+        positions.sort(reverse=True)
+        if any(a == b for a, b in zip(positions, positions[1:])):
+            raise ValueError("cannot prove the same leaf twice in one multiproof")
+        queue = deque(positions)
+        proof: list[bytes] = []
+        flags: list[bool] = []
+        while queue and queue[0] > 0:
+            j = queue.popleft()
+            sibling = j + 1 if j % 2 else j - 1
+            if queue and queue[0] == sibling:
+                flags.append(True)
+                queue.popleft()
+            else:
+                flags.append(False)
+                proof.append(nodes[sibling])
+            queue.append((j - 1) // 2)
+        if not positions:
+            proof.append(nodes[0])
+        return Multiproof([nodes[i] for i in positions], proof, flags)
 
     def _path(self, i: int) -> list[bytes]:
         nodes = self._nodes

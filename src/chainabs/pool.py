@@ -3,9 +3,11 @@
 A pool's off-chain state lives in its own folder of the data dir: the secret salt (mode 0600,
 never printed), `pool.json` (address, root, progress), `loans.json` (each pooled loan's
 committed values, with the borrower hash instead of the reference) and `tree.json` (the
-Merkle tree), so that proofs can be served later without the tape. Minting is resumable at
-any point: the chain's `mintedCount` says how far it got, and the loans are always minted in
-the same order, so a second run mints exactly the missing ones.
+Merkle tree), so that proofs can be served later without the tape. loans.json keeps the
+tape's order; the loans are minted in the tree's order (ascending leaf), each batch a run of
+neighbouring leaves with its multiproof, which the pool checks against its root. Minting is
+resumable at any point: the chain's `mintedCount` says how far it got, and the loans are
+always minted in the same order, so a second run mints exactly the missing ones.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from chainabs.errors import CellError, Conflict, NotFound, TapeError
 from chainabs.tape import Eligibility, Loan, apply_eligibility, read_tape
 
 MINTER_ROLE = keccak(text="MINTER_ROLE")
-GAS_PER_LOAN = 27_500           # upper bound per loan in a batch, calldata included
+GAS_PER_LOAN = 27_500           # upper bound per loan in a batch, calldata and proof included
 BATCH_OVERHEAD_GAS = 250_000
 CHECK_CHUNK = 2_000             # token ids per `tokenised` view call
 OWNERS_SLOT = 2                 # LoanToken's ERC721 `_owners` mapping (asserted by the tests)
 
-MINT_SELECTOR = keccak(text="mintLoans(bytes,bytes32[])")[:4]
+MINT_SELECTOR = keccak(text="mintLoans(bytes,bytes32[],bytes32[])")[:4]
+PROOF_NODE_GAS = 1_000          # upper bound per multiproof node: calldata and one hash
 
 Progress = Callable[[int, int], None]
 
@@ -63,13 +66,62 @@ def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[CommittedLoan]:
     return [CommittedLoan.of(loan, salt) for loan in loans]
 
 
+@dataclass(frozen=True)
+class MintBatch:
+    """One `mintLoans` call: the loans at `indices` (input indices of the tree, a run of
+    `tree.sorted_indices()`), in ascending leaf order, with their multiproof's sibling hashes."""
+
+    indices: list[int]
+    packed_ids: bytes
+    loan_hashes: list[bytes]
+    proof: list[bytes]
+
+    def calldata(self) -> bytes:
+        return MINT_SELECTOR + abi_encode(["bytes", "bytes32[]", "bytes32[]"],
+                                          [self.packed_ids, self.loan_hashes, self.proof])
+
+
+def batch_end(tree: merkle.MerkleTree, minted: int, size: int) -> int:
+    """Where the batch from rank `minted` ends: after `size` loans, at the last loan, or where
+    the tree's lowest level of leaves ends (a batch keeps to one level: LoanBatchProof)."""
+    end = min(minted + size, len(tree))
+    lowest = tree.lowest_level_leaves()
+    return lowest if minted < lowest < end else end
+
+
+def mint_batch(tree: merkle.MerkleTree, loan_ids: Sequence[str], loan_hashes: Sequence[bytes],
+               indices: Sequence[int]) -> MintBatch:
+    """The arguments of `mintLoans` for the loans at `indices` (loan_ids and loan_hashes in the
+    order the tree was built from); the tree orders them and proves them."""
+    mp = tree.multiproof(indices)
+    leaves = {i: merkle.leaf_from_loan_hash(loan_hashes[i]) for i in indices}
+    ordered = sorted(leaves, key=leaves.__getitem__)
+    if [leaves[i] for i in ordered] != mp.leaves:
+        raise ChainabsError("the loan hashes do not give the tree's leaves")
+    hashes = [bytes(loan_hashes[i]) for i in ordered]
+    ids = (loan_ids[i].encode() for i in ordered)
+    packed = b"".join(bytes([len(x)]) + x for x in ids)
+    return MintBatch(list(ordered), packed, hashes, mp.proof)
+
+
 # -- the pipeline ------------------------------------------------------------------------------
 
-def _check_not_tokenised(ctx: Context, loans: Sequence[Loan]) -> None:
-    """A loan id already tokenised anywhere on this chain is a tape error."""
+def _check_not_tokenised(ctx: Context, loans: Sequence[Loan], *, besides: str) -> None:
+    """A loan id already tokenised on this chain by another pool of this data dir is a tape error.
+
+    Token ids are per pool (`merkle.token_id(pool, loan_id)`), so the question is asked of each
+    of the data dir's other pools on this chain: a pool elsewhere cannot block an honest tape
+    by tokenising its ids first (SECURITY.md, finding 5)."""
     probe = SetProbe(ctx.core.contracts["LoanToken"], OWNERS_SLOT, "tokenised(uint256[])", CHECK_CHUNK)
-    found = ctx.chain.members(probe, [merkle.token_id(x.loan_id) for x in loans])
-    errors = [CellError(loans[i].line, "loan_id", loans[i].loan_id, "already tokenised on chain") for i in found]
+    found: set[int] = set()
+    for folder in DataDir(ctx.data_dir).pools():
+        record = folder.read_record()
+        if (record is None or folder.slug == besides or not record.address
+                or record.chain_id != ctx.chain.chain_id or record.status == "planned"):
+            continue
+        found.update(ctx.chain.members(probe, [merkle.token_id(record.address, x.loan_id) for x in loans]))
+    errors = [CellError(loans[i].line, "loan_id", loans[i].loan_id, "already tokenised on chain")
+              for i in sorted(found)]
     if errors:
         raise TapeError(errors[:1000], len(errors))
 
@@ -108,12 +160,7 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
     if record is not None and record.tape_sha256 != tape_sha:
         raise Conflict(f"pool {name!r} already exists in {folder.folder} with a different tape")
     chain = ctx.chain
-    minted = 0
-    if record is not None and record.address and record.status != "planned" and _has_code(ctx, record.address):
-        # (no code: the node lost the pool's deployment, restarted from an older state; it is deployed again)
-        pool = chain.contract("LoanPool", record.address)
-        minted = int(chain.call(pool.functions.mintedCount()))
-    _check_not_tokenised(ctx, eligible[minted:])
+    _check_not_tokenised(ctx, eligible, besides=folder.slug)
     seconds["validate"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -143,18 +190,18 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
     first_minted = minted
     if progress:
         progress(minted, len(eligible))
+    order = tree.sorted_indices()
+    loan_ids = [x.loan_id for x in eligible]
     while minted < len(eligible):
         if stop_after_batches is not None and batches >= stop_after_batches:
             break
-        batch = eligible[minted:minted + size]
-        packed = b"".join(bytes([len(ids)]) + ids for ids in (x.loan_id.encode() for x in batch))
-        hashes = loan_hashes[minted:minted + len(batch)]
-        gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch) + 16 * len(packed), _block_limit(ctx))
-        call = RawCall(pool.address, MINT_SELECTOR + abi_encode(["bytes", "bytes32[]"], [packed, hashes]))
-        sent = chain.send(call, gas=gas, logs=False)
+        batch = mint_batch(tree, loan_ids, loan_hashes, order[minted:batch_end(tree, minted, size)])
+        gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch.indices) + 16 * len(batch.packed_ids)
+                  + PROOF_NODE_GAS * len(batch.proof), _block_limit(ctx))
+        sent = chain.send(RawCall(pool.address, batch.calldata()), gas=gas, logs=False)
         gas_used += sent.gas_used
         batches += 1
-        minted += len(batch)
+        minted += len(batch.indices)
         if progress:
             progress(minted, len(eligible))
     if minted == len(eligible):
@@ -265,7 +312,19 @@ class PoolFiles:
         leaf = merkle.leaf_from_loan_hash(loan_hash)
         return LoanProof(loan_id=loan_id, index=i, values=list(row), loan_hash="0x" + loan_hash.hex(),
                          leaf="0x" + leaf.hex(), proof=["0x" + p.hex() for p in self.tree.proof(leaf)],
-                         root=self.record.root, token_id=hex(merkle.token_id(loan_id)))
+                         root=self.record.root, token_id=hex(self.token_id(loan_id)))
+
+    def token_id(self, loan_id: str) -> int:
+        """The loan's token id in this pool (LoanToken.tokenIdOf(pool, loan_id))."""
+        if not self.record.address:
+            raise ChainabsError(f"pool {self.record.name!r} is not deployed yet")
+        return merkle.token_id(self.record.address, loan_id)
+
+    def mint_order(self) -> list[int]:
+        """Indices into `rows` in the order the pool minted them: ascending leaf, recomputed
+        from the rows themselves."""
+        leaves = [row.leaf() for row in self.rows]
+        return sorted(range(len(leaves)), key=leaves.__getitem__)
 
 
 def find_pool(data_dir: Path | DataDir, name: str | None = None) -> PoolFiles:
@@ -275,8 +334,9 @@ def find_pool(data_dir: Path | DataDir, name: str | None = None) -> PoolFiles:
 
 
 def verify_proof_on_chain(ctx: Context, files: PoolFiles, proof: LoanProof) -> bool:
+    """The pool contract's own answer: verifyLoan(loan hash, proof), which hashes the leaf."""
     if not files.record.address:
         raise Conflict(f"pool {files.record.name!r} is not deployed yet")
     pool = ctx.chain.contract("LoanPool", files.record.address)
-    return bool(ctx.chain.call(pool.functions.verifyLoan(bytes.fromhex(proof.leaf[2:]),
+    return bool(ctx.chain.call(pool.functions.verifyLoan(bytes.fromhex(proof.loan_hash[2:]),
                                                          [bytes.fromhex(p[2:]) for p in proof.proof])))

@@ -33,8 +33,8 @@ def check_loans(handle: deals.DealHandle, files: PoolFiles, ev: DealEvents) -> C
     root = "0x" + merkle.MerkleTree.from_leaves([merkle.leaf_from_loan_hash(h) for h in hashes]).root.hex()
     event_root, onchain_root = pool_root(handle, ev)
     committed = committed_loans(ev)
-    ids = [merkle.token_id(row.loan_id) for row in files.rows]
-    same = committed == list(zip(ids, hashes, strict=True))
+    ids = [merkle.token_id(ev.pool, row.loan_id) for row in files.rows]
+    same = committed == [(ids[i], hashes[i]) for i in files.mint_order()]  # minted by ascending leaf
     return Check("loans: Merkle root of the published loan rows equals the pool's root",
                  root == event_root == onchain_root and same,
                  {"loans": len(hashes), "root": root, "TapeCommitted root": event_root, "loanRoot()": onchain_root,
@@ -87,7 +87,7 @@ def check_tape(handle: deals.DealHandle, files: PoolFiles, ev: DealEvents, tape_
     from chainabs.tape import read_tape
 
     tape = read_tape(tape_path, decimals=files.record.decimals)
-    by_id = {merkle.token_id(loan.loan_id): (loan, h) for loan, (h, _) in
+    by_id = {merkle.token_id(ev.pool, loan.loan_id): (loan, h) for loan, (h, _) in
              zip(tape.loans, merkle.commitments(tape.loans, salt), strict=True)}
     committed = committed_loans(ev)
     missing = [tid for tid, _ in committed if tid not in by_id]

@@ -26,7 +26,8 @@ AtPeriod = Annotated[int | None, Query(ge=1, le=100_000, description="show statu
 
 class Loan(BaseModel):
     index: int = Field(description="position in the pool's committed rows")
-    token_id: str = Field(description="the loan token's id (hex): keccak256(loan_id)")
+    token_id: str | None = Field(description="the loan token's id (hex): keccak256(abi.encodePacked(pool address, "
+                                 "loan_id)); null while the pool is not deployed")
     loan_id: str
     borrower_hash: str
     product: int
@@ -66,11 +67,13 @@ class Proof(BaseModel):
     proof: list[str]
     root: str
     token_id: str
-    verified_on_chain: bool = Field(description="the pool contract's verifyLoan(leaf, proof)")
+    verified_on_chain: bool = Field(description="the pool contract's verifyLoan(loan_hash, proof), which hashes "
+                                    "the leaf itself")
 
 
-def loan_view(row: CommittedLoan, index: int) -> Loan:
-    return Loan(index=index, token_id=hex(merkle.token_id(row.loan_id)), **row._asdict(),
+def loan_view(row: CommittedLoan, index: int, pool: str | None) -> Loan:
+    token_id = hex(merkle.token_id(pool, row.loan_id)) if pool else None
+    return Loan(index=index, token_id=token_id, **row._asdict(),
                 product_name=PRODUCTS[row.product], origination_date=format_day(row.origination_day),
                 maturity_date=format_day(row.maturity_day), repayment_type_name=REPAYMENT_TYPES[row.repayment_type],
                 status_name=STATUSES[row.status])
@@ -95,7 +98,7 @@ def _view(entry: PoolEntry, index: int, tape: tuple[list[int], list[int]] | None
     row = entry.files.rows[index]
     if tape is not None:
         row = row.in_period(status=tape[0][index], outstanding_units=tape[1][index])
-    return loan_view(row, index)
+    return loan_view(row, index, entry.files.record.address)
 
 
 def _index(files: PoolFiles, loan_id: str) -> int:

@@ -61,7 +61,7 @@ export async function loanPage(ctx) {
       ["Leaf = keccak256(loan hash)", hexSpan(result.leaf, 10), mark(same(result.leaf, proof.leaf), "as served")],
       [`Root from ${proof.proof.length} proof node${proof.proof.length === 1 ? "" : "s"} (sorted pairs)`, hexSpan(result.root, 10), mark(ok, "equals on-chain root")],
       ["Root held by the pool contract", hexSpan(pool.root_on_chain || "unknown", 10), pool.address ? h("span", null, "read from ", hexSpan(pool.address, 4)) : "—"],
-      ["The contract's own verifyLoan(leaf, proof)", proof.verified_on_chain ? "accepted" : "refused", "as reported by the service"],
+      ["The contract's own verifyLoan(loan hash, proof), which hashes the leaf itself", proof.verified_on_chain ? "accepted" : "refused", "as reported by the service"],
     ], { cls: "steps", numericFrom: 9, stack: true }),
     h("h2", null, "Committed values"),
     table(["Field", "Value"], proof.values.map((v, i) => [LEAF_NAMES[i], describe(i, v, unit)]), { cls: "values", numericFrom: 9 }),

@@ -48,7 +48,7 @@ def test_cli_tokenises_a_pool_on_anvil_and_cast_agrees(anvil: Anvil, tmp_path: P
     loans = DataDir(tmp_path / "data").pool("consumer-loans-2026-1").read_loans()
     token = json.loads(next((tmp_path / "data").glob("deployment-*.json")).read_text())["contracts"]["LoanToken"]
     for row in loans[:3]:
-        owner = cast("call", token, "ownerOf(uint256)(address)", str(merkle.token_id(row.loan_id)), "--rpc-url", anvil.url)
+        owner = cast("call", token, "ownerOf(uint256)(address)", str(merkle.token_id(report["pool"], row.loan_id)), "--rpc-url", anvil.url)
         assert owner.lower() == report["pool"].lower()
     balance = cast("call", token, "balanceOf(address)(uint256)", report["pool"], "--rpc-url", anvil.url)
     assert int(balance.split()[0]) == report["eligible"] == len(loans)

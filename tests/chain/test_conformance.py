@@ -24,7 +24,7 @@ from chainabs.chain.anvil import DEV_KEYS
 from chainabs.context import Context
 from chainabs.deploy import Manifest, deploy_core, verify_code
 from chainabs.errors import ChainError, ContractRevert
-from chainabs.pool import CHECK_CHUNK, OWNERS_SLOT, create_pool
+from chainabs.pool import CHECK_CHUNK, OWNERS_SLOT, create_pool, find_pool
 from chainabs.tape import Eligibility, apply_eligibility, read_tape
 from chainabs.tapegen import write_tape
 
@@ -210,8 +210,9 @@ def test_set_membership_agrees_with_the_contracts_view(backend: Backend, tmp_pat
     report = create_pool(ctx, tape_path=tape, name="Members", batch_size=4, stop_after_batches=1)
     eligible, _ = apply_eligibility(read_tape(tape).loans, Eligibility())
     assert report.minted_now == 4 < len(eligible)
-    minted = {merkle.token_id(x.loan_id) for x in eligible[:4]}
-    keys = [merkle.token_id("never"), *(merkle.token_id(x.loan_id) for x in reversed(eligible))]
+    files = find_pool(ctx.data_dir, "Members")
+    minted = {merkle.token_id(report.pool, eligible[i].loan_id) for i in files.mint_order()[:4]}
+    keys = [merkle.token_id(report.pool, "never"), *(merkle.token_id(report.pool, x.loan_id) for x in reversed(eligible))]
     expected = [i for i, k in enumerate(keys) if k in minted]
     for chunk in (CHECK_CHUNK, 3):
         probe = SetProbe(backend.core.contracts["LoanToken"], OWNERS_SLOT, "tokenised(uint256[])", chunk)

@@ -55,7 +55,7 @@ from support import tape_file
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]
 DEAL = ROOT / "examples" / "deal.toml"
-MINT = keccak(text="mintLoans(bytes,bytes32[])")[:4]
+MINT = keccak(text="mintLoans(bytes,bytes32[],bytes32[])")[:4]
 POST_REPORT = keccak(text="postReport(uint64,uint256,uint256,uint256,uint256,uint256,bytes32,uint64)")[:4]
 SIM = {"cdr": 0.08, "cpr": 0.1, "recovery": "0.35", "lag": 1, "seed": 3}
 SIM_ARGS = ["--cdr", "0.08", "--cpr", "0.1", "--recovery", "0.35", "--lag", "1", "--seed", "3"]
@@ -210,7 +210,7 @@ def test_pool_create_killed_mid_mint_resumes_to_every_loan_once(node: Node, tape
     logs = chain.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": token.address,
                                   "topics": [keccak(text="Transfer(address,address,uint256)")]})
     minted_ids = [int.from_bytes(bytes(lg["topics"][3]), "big") for lg in logs]
-    assert sorted(minted_ids) == sorted(merkle.token_id(row.loan_id) for row in files.rows)
+    assert sorted(minted_ids) == sorted(merkle.token_id(pool.address, row.loan_id) for row in files.rows)
     code, out, _ = cli(data, node.url, capsys, "--json", "proof", files.rows[-1].loan_id)
     assert code == 0 and json.loads(out)["verified_on_chain"] is True
 

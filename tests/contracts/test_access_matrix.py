@@ -28,10 +28,10 @@ MATRIX: dict[str, dict[str, str]] = {
         "safeTransferFrom(address,address,uint256)": ANYONE, "safeTransferFrom(address,address,uint256,bytes)": ANYONE,
         "transferFrom(address,address,uint256)": ANYONE, "renounceRole(bytes32,address)": ANYONE,
         "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
-        "mintBatch(address,bytes,bytes32[])": "role:MINTER",
+        "mintBatch(bytes,bytes32[])": "role:MINTER",
     },
     "LoanPool": {
-        "commitTape(bytes32,uint64,uint128,uint128)": "role:ORIGINATOR", "mintLoans(bytes,bytes32[])": "role:ORIGINATOR",
+        "commitTape(bytes32,uint64,uint128,uint128)": "role:ORIGINATOR", "mintLoans(bytes,bytes32[],bytes32[])": "role:ORIGINATOR",
         "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
         "renounceRole(bytes32,address)": ANYONE,
     },

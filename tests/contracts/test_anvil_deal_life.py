@@ -125,7 +125,7 @@ def test_a_deal_lives_on_anvil_and_the_api_agrees_with_cast(anvil: Anvil, tmp_pa
             next(data.glob("deployment-*.json")).read_text())["contracts"]["LoanToken"]
         api_proof = client.get(f"/pools/{pool_address}/loans/{loan_id}/proof").json()
         assert api_proof["verified_on_chain"] is True and api_proof["root"] == proof["root"]
-        assert int(api_proof["token_id"], 16) == merkle.token_id(loan_id)
+        assert int(api_proof["token_id"], 16) == merkle.token_id(pool_address, loan_id)
         assert cast_call(url, pool_address, "loanRoot()(bytes32)") == api_proof["root"]
         owner = cast_call(url, loan_token, "ownerOf(uint256)(address)", str(int(api_proof["token_id"], 16)))
         assert str(owner).lower() == pool_address.lower()
@@ -135,4 +135,4 @@ def test_a_deal_lives_on_anvil_and_the_api_agrees_with_cast(anvil: Anvil, tmp_pa
         received = client.get(f"/investors/{pool_address}/transfers",
                               params={"token": loan_token, "limit": 500}).json()
         assert [t["token_id"] for t in received["items"] if t["direction"] == "in"].count(
-            str(merkle.token_id(loan_id))) == 1
+            str(merkle.token_id(pool_address, loan_id))) == 1

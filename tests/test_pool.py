@@ -304,7 +304,7 @@ def test_no_pool_can_take_another_pools_loan_ids(chain: EmbeddedChain, core: Man
     """Finding 5: token ids were keccak256(loan id) across all pools, so a rogue pool that
     minted an id first made an honest pool's tape fail ("already tokenised"). Ids are per pool:
     both mint "L1", each its own token; a minter mints only to itself."""
-    admin, rogue_originator = chain.accounts[0], chain.accounts[6]
+    rogue_originator = chain.accounts[6]
     token = chain.contract("LoanToken", core.contracts["LoanToken"])
     honest_hashes, rogue_hashes = _hashes(4, b"honest "), _hashes(1, b"rogue ")
     honest, honest_tree = _committed_pool(chain, core, honest_hashes, "Honest")

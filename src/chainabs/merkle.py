@@ -547,7 +547,7 @@ class MerkleTree:
             index %= n
             positions.append(last - index if self._order is None else self._order[index])
         positions.sort(reverse=True)
-        if any(a == b for a, b in zip(positions, positions[1:])):
+        if any(a == b for a, b in pairwise(positions)):
             raise ValueError("cannot prove the same leaf twice in one multiproof")
         queue = deque(positions)
         proof: list[bytes] = []

@@ -97,7 +97,7 @@ def mint_batch(tree: merkle.MerkleTree, loan_ids: Sequence[str], loan_hashes: Se
     leaves = {i: merkle.leaf_from_loan_hash(loan_hashes[i]) for i in indices}
     ordered = sorted(leaves, key=leaves.__getitem__)
     if [leaves[i] for i in ordered] != mp.leaves:
-        raise ChainabsError("the loan hashes do not give the tree's leaves")
+        raise ValueError("the loan hashes do not give the tree's leaves")
     hashes = [bytes(loan_hashes[i]) for i in ordered]
     ids = (loan_ids[i].encode() for i in ordered)
     packed = b"".join(bytes([len(x)]) + x for x in ids)
@@ -317,7 +317,7 @@ class PoolFiles:
     def token_id(self, loan_id: str) -> int:
         """The loan's token id in this pool (LoanToken.tokenIdOf(pool, loan_id))."""
         if not self.record.address:
-            raise ChainabsError(f"pool {self.record.name!r} is not deployed yet")
+            raise Conflict(f"pool {self.record.name!r} is not deployed yet")
         return merkle.token_id(self.record.address, loan_id)
 
     def mint_order(self) -> list[int]:

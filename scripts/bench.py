@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chainabs.chain import Chain
+    from chainabs.datadir import CommittedLoan
 
 
 
@@ -42,12 +43,33 @@ def naive_gas_per_loan(chain: Chain, loans: int = 50) -> float:
     return total / loans
 
 
+def gas_floor_per_loan(rows: list[CommittedLoan]) -> dict[str, float]:
+    """What a minted loan cannot cost less than, part by part, averaged over the pool's loans:
+    its one fresh storage slot, its Transfer event, its two words in LoansCommitted, its
+    calldata (id with its length byte, loan hash) and the keccaks it needs (token id, owner
+    slot, its leaf, and one pair hash of the batch's multiproof)."""
+    calldata = keccaks = 0
+    for row in rows:
+        data = bytes([len(row.loan_id.encode())]) + row.loan_id.encode() + row.loan_hash()
+        calldata += sum(16 if b else 4 for b in data)
+        keccaks += 30 + 6 * ((20 + len(row.loan_id.encode()) + 31) // 32) + 42 + 36 + 42
+    n = len(rows)
+    parts = {
+        "owner slot, cold SLOAD + SSTORE": 22_100.0,
+        "Transfer LOG4": 1_875.0,
+        "LoansCommitted data (token id, loan hash)": 512.0,
+        "calldata (id, loan hash)": round(calldata / n, 1),
+        "keccak (token id, owner slot, leaf, proof pair)": round(keccaks / n, 1),
+    }
+    return {**parts, "total": round(sum(parts.values()), 1)}
+
+
 def bench_mint(args: argparse.Namespace) -> dict:
     from chainabs.chain import EmbeddedChain, RpcChain
     from chainabs.chain.anvil import DEV_KEYS, Anvil
     from chainabs.context import Context
     from chainabs.deploy import deploy_core
-    from chainabs.pool import create_pool
+    from chainabs.pool import create_pool, find_pool
     from chainabs.tape import Eligibility
     from chainabs.tapegen import write_tape
 
@@ -70,6 +92,7 @@ def bench_mint(args: argparse.Namespace) -> dict:
             started = time.perf_counter()
             report = create_pool(ctx, tape_path=tape, name="bench", eligibility=Eligibility())
             total = time.perf_counter() - started
+            floor = gas_floor_per_loan(find_pool(ctx.data_dir, "bench").rows)
             naive = naive_gas_per_loan(chain)
         finally:
             if anvil is not None:
@@ -83,6 +106,7 @@ def bench_mint(args: argparse.Namespace) -> dict:
         "seconds": {**report.seconds, "total": round(total, 2)},
         "loans_per_s": round(report.minted_now / total, 1),
         "gas_per_loan": round(report.gas_per_loan, 1),
+        "gas_floor_per_loan": floor,
         "naive_gas_per_loan": round(naive, 1),
         "peak_memory_mib": _peak_mib(),
     }

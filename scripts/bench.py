@@ -6,6 +6,7 @@
     scripts/bench.py distribute
     scripts/bench.py api [--events 100000] [--requests 3000]
     scripts/bench.py merkle [--loans 100000]
+    scripts/bench.py nesting [--sizes 32768,1048576,67108864] [--old-up-to 32768]
 """
 
 from __future__ import annotations
@@ -193,6 +194,52 @@ def bench_merkle(args: argparse.Namespace) -> dict:
             "tree_s": round(built, 3), "peak_mib": _peak_mib()}
 
 
+def nesting_bodies(size: int) -> dict[str, bytes]:
+    """Adversarial bodies for the API's nesting check, each about `size` bytes."""
+    block = b"[" * 100 + b"]" * 100
+    return {
+        "escaped_quotes": b"[" * 65 + b'"' + b'\\"' * ((size - 66) // 2),  # issue 14, finding 2
+        "brackets": b"[" * size,  # finding 1's body
+        "pairs": b"[" + b"[]," * ((size - 2) // 3) + b"]",
+        "strings_with_brackets": b"[" + b'"[[[[",' * ((size - 2) // 7) + b"]",
+        "deep_blocks_after_a_close": b"]" + block * (size // len(block)),  # the most the final walk gets
+    }
+
+
+def bench_nesting(args: argparse.Namespace) -> dict:
+    """Seconds the API's nesting check (chainabs.jsondepth) takes on adversarial bodies, and the
+    regex it replaced on the sizes up to --old-up-to (it is quadratic: 16 s at 32 kB)."""
+    import re
+
+    from chainabs.jsondepth import nested_deeper_than
+
+    old_string = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)  # api/main.py before issue 14
+    not_brackets = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+    def old(body: bytes, limit: int = 64) -> bool:
+        if body.count(b"[") + body.count(b"{") <= limit:
+            return False
+        depth = 0
+        for c in old_string.sub(b"", body).translate(None, not_brackets):
+            depth += 1 if c in b"[{" else -1
+            if depth > limit:
+                return True
+        return False
+
+    figures: dict[str, dict[str, float | bool]] = {}
+    for size in (int(s) for s in args.sizes.split(",")):
+        for name, body in nesting_bodies(size).items():
+            started = time.perf_counter()
+            deep = nested_deeper_than(body, 64)
+            row = {"bytes": len(body), "deep": deep, "seconds": round(time.perf_counter() - started, 4)}
+            if size <= args.old_up_to:
+                started = time.perf_counter()
+                row["old_deep"] = old(body)  # it counted past the end of the first value, where decoders stop
+                row["old_seconds"] = round(time.perf_counter() - started, 4)
+            figures[f"{name}_{size}"] = row
+    return {"bench": "nesting", "limit": 64, "figures": figures, "peak_mib": _peak_mib()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -219,6 +266,10 @@ def main() -> int:
     merkle.add_argument("--loans", type=int, default=100_000)
     merkle.add_argument("--seed", type=int, default=1)
     merkle.set_defaults(func=bench_merkle)
+    nesting = sub.add_parser("nesting", help="the API's JSON nesting check on adversarial bodies, before and after")
+    nesting.add_argument("--sizes", default="32768,1048576,67108864", help="body sizes in bytes, comma-separated")
+    nesting.add_argument("--old-up-to", type=int, default=32768, help="time the old regex up to this size")
+    nesting.set_defaults(func=bench_nesting)
     args = parser.parse_args()
     print(json.dumps(args.func(args)))
     return 0

@@ -2,15 +2,16 @@
 
 Errors are translated here, once: every ChainabsError becomes a 4xx (or 503 when the chain is
 unreachable) with a JSON body `{"error": "<a sentence>"}`; validation errors name the
-parameter; request bodies over `max_body_bytes` get 413 before any handler reads them.
+parameter. Before the app sees a request, the request guard (api/guard.py) refuses duplicate
+framing headers, operator requests without the key (before their body is read), bodies over
+their cap and bodies nested too deeply.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__, portal
 from chainabs.api.deps import AppState, DealCatalog, PoolCatalog, shown
+from chainabs.api.guard import RequestGuard, error_response
 from chainabs.api.routes import deals, health, investors, loans, operator, pools
 from chainabs.api.settings import Settings
 from chainabs.context import Context, open_context
@@ -30,89 +32,7 @@ from chainabs.store import Store
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-MAX_JSON_DEPTH = 64
 MAX_SHOWN_ERRORS = 3  # a validation error's sentence names the first few; `detail` lists them all
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
-
-
-def _nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether JSON text nests arrays and objects deeper than `limit`. The C decoder recurses on
-    the C stack and, with the recursion limit py_ecc sets (100000), a body of 100000 '[' would
-    crash the process instead of raising RecursionError."""
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False
-    depth = 0
-    for c in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
-        depth += 1 if c in b"[{" else -1
-        if depth > limit:
-            return True
-    return False
-
-
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether announced by Content-Length or
-    streamed: the body is read up to the limit before the app sees it. A body that is not a
-    form and nests deeper than MAX_JSON_DEPTH gets 422 before anything parses it."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await _error(400, "Content-Length is not a number")(scope, receive, send)
-                    return
-                if declared > self.max_bytes:
-                    await self._too_large(scope, receive, send)
-                    return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                await self._too_large(scope, receive, send)
-                return
-            chunks.append(body)
-            more = message.get("more_body", False)
-        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
-        form = content_type.startswith((b"multipart/", b"application/x-www-form-urlencoded"))
-        if not form and _nested_too_deeply(b"".join(chunks)):
-            await _error(422, f"request body: JSON nested deeper than {MAX_JSON_DEPTH} levels")(scope, receive, send)
-            return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _error(413, f"request body larger than the limit of {self.max_bytes} bytes")(scope, receive, send)
-
-
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -143,23 +63,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, TapeError):
             extra["errors"] = [e.as_dict() for e in exc.errors]
-        return _error(status_of(exc), str(exc), **extra)
+        return error_response(status_of(exc), str(exc), **extra)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        response = _error(exc.status_code, str(exc.detail))
-        for name, value in (exc.headers or {}).items():
-            response.headers[name] = value
-        return response
+        return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         message, detail = _validation_message(exc)
-        return _error(422, message, detail=detail)
+        return error_response(422, message, detail=detail)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s on %s %s", exc.__class__.__name__, request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal error; the operator's log has the details")
+        return error_response(500, "internal error; the operator's log has the details")
 
     app.add_exception_handler(ChainabsError, chainabs_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -202,8 +119,9 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
                               "token amounts are decimal strings (uint256 exceeds JSON's safe integers).")
     app.state.chainabs = state
     _install_error_handlers(app)
-    for module in (health, pools, deals, loans, investors, operator):
-        app.include_router(module.router)
+    routers = [module.router for module in (health, pools, deals, loans, investors, operator)]
+    for router in routers:
+        app.include_router(router)
     portal.mount(app)  # the investor portal at /, after the API's routes
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, settings=settings, routes=[route for r in routers for route in r.routes])
     return app

@@ -16,7 +16,8 @@ class Settings(BaseSettings):
 
     The operator API key is never configured in clear: `api_key_hash` is the sha256 hex digest
     of it (`chainabs serve --api-key-env VAR` computes it from a variable and forgets the key).
-    Without one, operator endpoints answer 403.
+    Without one, operator endpoints answer 403. A request body may be `max_body_bytes` long with
+    the operator key and `max_unauthenticated_body_bytes` without it (api/guard.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="CHAINABS_", extra="ignore")
@@ -27,7 +28,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key_hash: str | None = Field(None, repr=False)
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)  # with the operator key
+    max_unauthenticated_body_bytes: int = Field(64 * 1024, ge=1)  # without it
     confirmations: int = Field(0, ge=0)
     index_interval: float = Field(2.0, gt=0)
 

@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+import eth_tester  # noqa: F401  (here, not when the first embedded chain opens: see RECURSION_LIMIT)
 
 from chainabs.chain.abi import decode_revert, error_table
 from chainabs.chain.base import (
@@ -33,8 +36,16 @@ from chainabs.chain.embedded import (
 )
 from chainabs.chain.rpc import KEY_ENV, RpcChain, RpcSource
 
+RECURSION_LIMIT = 1000
+"""CPython's default, put back here, once, after the imports that raise it: py_ecc (imported by
+web3) sets 100,000 and py-evm (by eth-tester) 12,288. Under either, C code that recurses, such
+as the JSON decoder given 200,000 '[', overflows the C stack and the process dies (SIGSEGV)
+where it would raise RecursionError. The deepest Python stack a demo deal reaches through
+py-evm (pool, deal, subscriptions, periods) is about 60 frames."""
+sys.setrecursionlimit(RECURSION_LIMIT)
+
 __all__ = [
-    "DEFAULT_TIP", "EMBEDDED_ACCOUNTS", "EMBEDDED_BALANCE", "EMBEDDED_GAS_LIMIT", "GWEI", "KEY_ENV",
+    "DEFAULT_TIP", "EMBEDDED_ACCOUNTS", "EMBEDDED_BALANCE", "EMBEDDED_GAS_LIMIT", "GWEI", "KEY_ENV", "RECURSION_LIMIT",
     "Chain", "EmbeddedChain", "EmbeddedSource", "LogSource", "RawCall", "RawLog", "RpcChain", "RpcSource",
     "Sent", "SetProbe", "StorageReader", "connect", "decode_revert", "error_table",
 ]

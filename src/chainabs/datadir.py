@@ -86,15 +86,44 @@ def shown_name(name: str) -> str:
     return repr(name) if len(name) <= 60 else repr(name[:60])[:-1] + "…'"
 
 
-def slug(name: str) -> str:
-    """The pool's folder name: its name in lower case, runs of other characters as '-'."""
+_SEPARATOR_OR_CONTROL = re.compile(r"[/\\\x00-\x1f\x7f]")
+_SERVICING = "-servicing"  # deals/<slug>-servicing.json is the simulator's state of pool <slug>
+
+
+def pool_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a pool (a phrase), or None. A name becomes one folder, `slug(name)`:
+    it may not hold a path separator or a control character (NUL among them), be only dots
+    (`.`, `..`), be longer than MAX_POOL_NAME or clean up to nothing, nor make a slug ending in
+    '-servicing', whose deal record would be another pool's simulator state."""
     if len(name) > MAX_POOL_NAME:
-        raise InvalidInput(f"pool name {shown_name(name)} is {len(name)} characters long, more than "
-                           f"{MAX_POOL_NAME}")
+        return f"is {len(name)} characters long, more than {MAX_POOL_NAME}"
+    bad = _SEPARATOR_OR_CONTROL.search(name)
+    if bad is not None:
+        what = "a path separator" if bad.group() in "/\\" else "a control character"
+        return f"contains {what} ({bad.group()!r}); a pool name becomes one folder name"
+    if name.strip() and name.strip().strip(".") == "":
+        return "is only dots, which name the folder itself or its parent, not a new folder"
+    cleaned = _cleaned(name)
+    if not cleaned:
+        return "has no usable characters"
+    if cleaned.endswith(_SERVICING):
+        return f"ends in {_SERVICING!r} (as {cleaned!r}), which the data dir keeps for a deal's servicing state"
+    return None
+
+
+def slug(name: str) -> str:
+    """The pool's folder name: its name in lower case, runs of other characters than letters,
+    digits, '.', '_' and '-' as '-'. A name that is not a safe single path component is refused
+    (InvalidInput, `pool_name_problem` says why): every path a pool name becomes passes here."""
+    problem = pool_name_problem(name)
+    if problem is not None:
+        raise InvalidInput(f"pool name {shown_name(name)} {problem}")
+    return _cleaned(name)
+
+
+def _cleaned(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-").lower()
-    if not cleaned or cleaned.strip(".") == "":
-        raise InvalidInput(f"pool name {shown_name(name)} has no usable characters")
-    return cleaned
+    return "" if cleaned.strip(".") == "" else cleaned
 
 
 # -- records -------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from chainabs.datadir import pool_name_problem, shown_name
 from chainabs.errors import DealError
 from chainabs.waterfall import BPS, MAX_TRANCHES, MIN_TRANCHES, DealParams, TrancheSpec
 
@@ -167,7 +168,7 @@ def _text(max_chars: int) -> Any:
     def check(value: str) -> str:
         text = value.strip()
         if not text or len(text) > max_chars:
-            raise ValueError(f"must be 1 to {max_chars} characters, got {value!r}")
+            raise ValueError(f"must be 1 to {max_chars} characters, got {shown_name(value)} ({len(value)} characters)")
         return text
     return AfterValidator(check)
 
@@ -209,6 +210,14 @@ class PoolSection(_Section):
     cutoff_date: Annotated[date, BeforeValidator(_date)]
     decimals: Annotated[int, _in_range(0, MAX_DECIMALS)]
     settlement_token: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        problem = pool_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"{shown_name(value)} {problem}")
+        return value
 
     @field_validator("currency")
     @classmethod

@@ -298,3 +298,20 @@ def test_bad_uploads_change_nothing(world: World, tmp_path: Path) -> None:
                                       files={"tape": ("t.csv", good_tape), "deal": ("d.toml", b"\xff\xfe")})
         assert "tape" in refused(world, "/operator/pools", 422, files={"deal": ("d.toml", deal)})
     assert not (world.data / "pools" / "refused-loans").exists()
+
+
+@pytest.mark.parametrize("name, words", [
+    ("..", "'..' is only dots"), (".", "'.' is only dots"), ("a/../b", "'a/../b' contains a path separator ('/')"),
+    ("/etc", "'/etc' contains a path separator ('/')"), ("a\x00b", "contains a control character ('\\x00')"),
+    ("x" * 129, "must be 1 to 128 characters"), ("🙂" * 100_000, "(100000 characters)"),
+], ids=["dotdot", "dot", "traversal", "absolute", "nul", "129", "100000"])
+def test_pool_names_that_are_not_one_safe_folder_are_refused(world: World, tmp_path: Path, name: str,
+                                                              words: str) -> None:
+    """Issue 14, finding 10: a pool named `..` wrote its files into the data dir's root."""
+    deal = DEMO_DEAL.replace('"Demo Consumer Loans 2026-1"', json.dumps(name, ensure_ascii=False)).encode()
+    files = {"tape": ("loans.csv", _tape_bytes(world, "N", 5, tmp_path)), "deal": ("deal.toml", deal)}
+    root = sorted(p.name for p in world.data.iterdir())
+    with Unchanged(world):
+        message = refused(world, "/operator/pools", 422, files=files)
+    assert message.startswith("deal file: pool.name: ") and words in message and len(message) < 300, message
+    assert sorted(p.name for p in world.data.iterdir()) == root

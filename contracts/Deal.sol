@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {LoanPool} from "./LoanPool.sol";
 import {InvestorRegistry} from "./InvestorRegistry.sol";
 import {TrancheToken} from "./TrancheToken.sol";
@@ -19,9 +21,20 @@ import {TrancheToken} from "./TrancheToken.sol";
 ///         accounting; holders claim whenever they like, so a period costs the same gas for
 ///         10 holders or 10,000. Every figure of a period is emitted and stored.
 ///
-///         Phases: Pending (deployed) -> Open (`open`, subscriptions) -> Closed (`close`:
-///         unsold units and the initial reserve; reports from then on).
-contract Deal is AccessControl {
+///         Phases: Pending (deployed; the originator pledges the pool to this deal) -> Open
+///         (`open`, subscriptions) -> Closed (`close`: unsold units and the initial reserve;
+///         reports from then on) -> Ended (`sweep`, once the pool balance is 0: no more reports;
+///         holders still claim).
+///
+///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`;
+///         OpenZeppelin's AccessControlDefaultAdminRules) grants and revokes OPERATOR, SERVICER and
+///         PAYING_AGENT, changes the fee recipient and sweeps what no holder is owed once the deal
+///         has ended. It holds no role on the tranche tokens or the registry (their admins are
+///         separate parties), so it can neither move units nor freeze holders, and it never
+///         touches holders' entitlements or the reserve. Settlement cash that arrives is
+///         measured by the deal's balance before and after: a token that delivers less than
+///         asked (fee on transfer) is refused.
+contract Deal is AccessControlDefaultAdminRules {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
@@ -29,6 +42,8 @@ contract Deal is AccessControl {
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     /// @notice Posts period reports and pays the collections in.
     bytes32 public constant SERVICER_ROLE = keccak256("SERVICER_ROLE");
+    /// @notice Triggers claims on holders' behalf (the cash still goes to the holder only).
+    bytes32 public constant PAYING_AGENT_ROLE = keccak256("PAYING_AGENT_ROLE");
 
     /// @notice An annual rate in bps applied to one monthly period: 12 * 10,000.
     uint256 public constant MONTHLY_BPS = 120_000;
@@ -40,11 +55,20 @@ contract Deal is AccessControl {
     /// @notice Largest interest or recoveries amount one report may carry (keeps every stored
     ///         figure within uint128).
     uint256 public constant MAX_COLLECTION = 2 ** 120;
+    /// @notice Most base units one tranche can be credited in its life (TrancheToken's capacity).
+    uint256 public constant CREDIT_CAPACITY = 2 ** 94 - 1;
+    /// @notice The deal is sized so that any one tranche can be credited this many times the
+    ///         pool and the initial reserve over its life (the pool's principal once, interest and
+    ///         recoveries up to 15 times more): (faces + initial reserve) * 16 <= CREDIT_CAPACITY.
+    uint256 public constant LIFETIME_CASH_MULTIPLE = 16;
+    /// @notice Shortest wait before a new admin of the deal, its tokens or registry takes over.
+    uint48 public constant MIN_ADMIN_DELAY = 1 days;
 
     enum Phase {
         Pending,
         Open,
-        Closed
+        Closed,
+        Ended
     }
 
     /// @notice One tranche as given at deployment; most senior first, the last is the residual.
@@ -65,8 +89,9 @@ contract Deal is AccessControl {
 
     /// @notice Who does what.
     struct Parties {
-        address admin; // DEFAULT_ADMIN_ROLE here and on the tokens
-        address operator; // OPERATOR_ROLE
+        address admin; // DEFAULT_ADMIN_ROLE here
+        address tokenAdmin; // DEFAULT_ADMIN_ROLE on the tranche tokens (appoints their agents)
+        address operator; // OPERATOR_ROLE and PAYING_AGENT_ROLE
         address servicer; // SERVICER_ROLE
         address originator; // receives proceeds and unsold units, funds the initial reserve
         address feeRecipient; // receives the servicer fee
@@ -167,6 +192,8 @@ contract Deal is AccessControl {
     uint128 public unpaidFee;
     /// @notice Defaulted principal reported so far.
     uint128 public cumulativeDefaults;
+    /// @notice Settlement base units swept out after the deal ended (dust, final carry, strays).
+    uint256 public swept;
 
     TrancheSlot[MAX_TRANCHES] private _tranches;
     mapping(uint256 period => Period) private _periods;
@@ -202,6 +229,17 @@ contract Deal is AccessControl {
     error CollectionTooLarge(uint256 amount);
     /// @notice The holder has nothing to claim.
     error NothingToClaim(address holder);
+    /// @notice The pool already backs another deal.
+    error PoolAlreadyPledged(address pool, address deal);
+    /// @notice The pool has not been pledged to this deal (LoanPool.pledge).
+    error PoolNotPledged(address pool, address pledgedTo);
+    /// @notice The pool and reserve are too large for a tranche's lifetime credit capacity.
+    error CreditCapacityExceeded(uint256 lifetimeCash, uint256 capacity);
+    /// @notice The settlement token delivered another amount than was transferred (for example
+    ///         a fee-on-transfer token).
+    error SettlementAmountMismatch(uint256 expected, uint256 received);
+    /// @notice The deal ends only once the pool balance is 0.
+    error DealNotEnded(uint256 poolBalance);
 
     /// @notice The deal was created; its tranche tokens are deployed.
     event DealCreated(address indexed loanPool, address settlement, address registry, address[] tokens, uint256 initialBalance);
@@ -215,6 +253,10 @@ contract Deal is AccessControl {
     event PeriodReported(uint256 indexed period, Period figures, TrancheResult[] tranches);
     /// @notice The fee recipient changed.
     event FeeRecipientChanged(address indexed previous, address indexed current);
+    /// @notice The deal ended after `periods` periods: no more reports; holders still claim.
+    event DealEnded(uint256 periods);
+    /// @notice Cash no holder is owed (dust, final carry, stray transfers) was swept to `to`.
+    event Swept(address indexed to, uint256 amount);
 
     /// @param settlement_ the settlement ERC-20 (with decimals()).
     /// @param pool the filled loan pool.
@@ -223,41 +265,57 @@ contract Deal is AccessControl {
     ///        outstanding units; coupons <= 10,000 bps; the last (residual) coupon is 0.
     /// @param params fee, reserve and trigger parameters (bps <= 10,000).
     /// @param parties role holders and cash addresses.
+    /// @param adminDelay the wait before a new admin of the deal or its tokens takes over
+    ///        (at least MIN_ADMIN_DELAY).
     constructor(
         IERC20 settlement_,
         LoanPool pool,
         InvestorRegistry registry_,
         TrancheConfig[] memory tranches_,
         Parameters memory params,
-        Parties memory parties
-    ) {
+        Parties memory parties,
+        uint48 adminDelay
+    ) AccessControlDefaultAdminRules(adminDelay, parties.admin) {
         uint256 n = tranches_.length;
         if (n < MIN_TRANCHES || n > MAX_TRANCHES) revert InvalidParameter("tranches", n);
+        if (adminDelay < MIN_ADMIN_DELAY) revert InvalidParameter("adminDelay", adminDelay);
         _checkBps("servicerFeeBps", params.servicerFeeBps);
         _checkBps("reserveTargetBps", params.reserveTargetBps);
         _checkBps("defaultTriggerBps", params.defaultTriggerBps);
         if (params.initialReserve >= MAX_COLLECTION) revert InvalidParameter("initialReserve", params.initialReserve);
         if (tranches_[n - 1].couponBps != 0) revert InvalidParameter("residual couponBps", tranches_[n - 1].couponBps);
-        if (parties.admin == address(0)) revert ZeroAddress("admin");
+        if (parties.tokenAdmin == address(0)) revert ZeroAddress("tokenAdmin");
         if (parties.operator == address(0)) revert ZeroAddress("operator");
         if (parties.servicer == address(0)) revert ZeroAddress("servicer");
         if (parties.originator == address(0)) revert ZeroAddress("originator");
         if (parties.feeRecipient == address(0)) revert ZeroAddress("feeRecipient");
         if (parties.agent == address(0)) revert ZeroAddress("agent");
         if (!pool.filled()) revert PoolNotFilled();
+        address pledged = pool.deal();
+        if (pledged != address(0)) revert PoolAlreadyPledged(address(pool), pledged);
 
-        uint8 decimals_ = IERC20Metadata(address(settlement_)).decimals();
-        address[] memory tokens_ = new address[](n);
-        // A memory array is zero-filled by the compiler and written below.
-        // slither-disable-next-line uninitialized-local
-        TrancheToken[MAX_TRANCHES] memory made;
         uint256 sum = 0;
         for (uint256 k; k < n; ++k) {
             TrancheConfig memory t = tranches_[k];
             if (t.face == 0 || t.face >= 2 ** 96) revert InvalidParameter("face", t.face);
             _checkBps("couponBps", t.couponBps);
             sum += t.face;
-            made[k] = new TrancheToken(t.name, t.symbol, decimals_, t.face, address(registry_), parties.admin, parties.agent);
+        }
+        uint256 lifetime = (sum + params.initialReserve) * LIFETIME_CASH_MULTIPLE;
+        if (lifetime > CREDIT_CAPACITY) revert CreditCapacityExceeded(lifetime, CREDIT_CAPACITY);
+        uint256 outstanding = pool.outstandingUnits();
+        if (sum != outstanding) revert FacesDoNotMatchPool(sum, outstanding);
+
+        uint8 decimals_ = IERC20Metadata(address(settlement_)).decimals();
+        address[] memory tokens_ = new address[](n);
+        // A memory array is zero-filled by the compiler and written below.
+        // slither-disable-next-line uninitialized-local
+        TrancheToken[MAX_TRANCHES] memory made;
+        for (uint256 k; k < n; ++k) {
+            TrancheConfig memory t = tranches_[k];
+            made[k] = new TrancheToken(
+                t.name, t.symbol, decimals_, t.face, address(registry_), parties.tokenAdmin, adminDelay, parties.agent
+            );
             tokens_[k] = address(made[k]);
             _tranches[k] = TrancheSlot({
                 balance: uint128(t.face),
@@ -267,9 +325,6 @@ contract Deal is AccessControl {
                 couponBps: uint16(t.couponBps)
             });
         }
-        if (sum >= 2 ** 96) revert InvalidParameter("faces", sum);
-        uint256 outstanding = pool.outstandingUnits();
-        if (sum != outstanding) revert FacesDoNotMatchPool(sum, outstanding);
 
         settlement = settlement_;
         loanPool = pool;
@@ -284,8 +339,8 @@ contract Deal is AccessControl {
         (_t0, _t1, _t2, _t3, _t4) = (made[0], made[1], made[2], made[3], made[4]);
         poolBalance = uint128(sum);
         feeRecipient = parties.feeRecipient;
-        _grantRole(DEFAULT_ADMIN_ROLE, parties.admin);
         _grantRole(OPERATOR_ROLE, parties.operator);
+        _grantRole(PAYING_AGENT_ROLE, parties.operator);
         _grantRole(SERVICER_ROLE, parties.servicer);
         emit DealCreated(address(pool), address(settlement_), address(registry_), tokens_, sum);
         emit FeeRecipientChanged(address(0), parties.feeRecipient);
@@ -293,9 +348,12 @@ contract Deal is AccessControl {
 
     // -- offering --------------------------------------------------------------------------------
 
-    /// @notice Open the offering: eligible investors may subscribe.
+    /// @notice Open the offering: eligible investors may subscribe. The pool must have been
+    ///         pledged to this deal (so no pool backs two deals).
     function open() external onlyRole(OPERATOR_ROLE) {
         _requirePhase(Phase.Pending);
+        address pledged = loanPool.deal();
+        if (pledged != address(this)) revert PoolNotPledged(address(loanPool), pledged);
         phase = Phase.Open;
         emit OfferingOpened();
     }
@@ -338,7 +396,8 @@ contract Deal is AccessControl {
     }
 
     /// @notice Close the offering: every unsold unit goes to the originator and the initial
-    ///         reserve is pulled from the originator (which must have approved this deal).
+    ///         reserve is pulled from the originator (which must have approved this deal). Neither
+    ///         a paused tranche nor the originator's registry status can block it.
     function close() external onlyRole(OPERATOR_ROLE) {
         _requirePhase(Phase.Open);
         uint256 n = trancheCount;
@@ -351,11 +410,9 @@ contract Deal is AccessControl {
         phase = Phase.Closed;
         reserve = uint128(initialReserve);
         emit OfferingClosed(unsold, initialReserve);
-        // The originator is a fixed role set at deployment that approved this pull; not caller-chosen.
-        // slither-disable-next-line arbitrary-send-erc20
-        if (initialReserve > 0) settlement.safeTransferFrom(originator, address(this), initialReserve);
+        if (initialReserve > 0) _receive(originator, initialReserve);
         for (uint256 k; k < n; ++k) {
-            if (unsold[k] > 0) _token(k).mint(originator, unsold[k]);
+            if (unsold[k] > 0) _token(k).mintUnsold(originator, unsold[k]);
         }
     }
 
@@ -417,7 +474,7 @@ contract Deal is AccessControl {
 
         // interactions: cash in, fee out, tranche cash credited (it stays here until claimed)
         uint256 collected = interest + principal + recoveries;
-        if (collected > 0) settlement.safeTransferFrom(msg.sender, address(this), collected);
+        if (collected > 0) _receive(msg.sender, collected);
         if (p.fee_paid > 0) settlement.safeTransfer(feeRecipient, p.fee_paid);
         for (uint256 k; k < n; ++k) {
             if (r[k].cash_paid > 0) _token(k).distribute(r[k].cash_paid);
@@ -474,7 +531,7 @@ contract Deal is AccessControl {
         uint256 released = res > target ? res - target : 0;
         cash += released;
         res -= released;
-        uint256 added = target > res ? _min(cash, target - res) : 0;
+        uint256 added = target > res ? Math.min(cash, target - res) : 0;
         cash -= added;
         res += added;
         p.reserve_released = uint128(released);
@@ -487,11 +544,11 @@ contract Deal is AccessControl {
 
         // 4. Principal, sequential; turbo once breached.
         uint256 owed = p.trigger_breached ? total : (total > b1 ? total - b1 : 0);
-        uint256 pay = _min(cash, owed);
+        uint256 pay = Math.min(cash, owed);
         uint256 residual = cash - pay;
         uint256 left = pay;
         for (uint256 k; k < n; ++k) {
-            uint256 take = _min(left, starts[k]);
+            uint256 take = Math.min(left, starts[k]);
             left -= take;
             starts[k] -= take;
             r[k].principal_paid = uint128(take);
@@ -501,7 +558,7 @@ contract Deal is AccessControl {
         // 5. Losses, junior first, on the balances after principal.
         left = total - pay > b1 ? total - pay - b1 : 0;
         for (uint256 k = n; k > 0; --k) {
-            uint256 take = _min(left, starts[k - 1]);
+            uint256 take = Math.min(left, starts[k - 1]);
             left -= take;
             r[k - 1].loss = uint128(take);
             r[k - 1].balance_end = uint128(starts[k - 1] - take);
@@ -517,21 +574,23 @@ contract Deal is AccessControl {
         pure
         returns (uint256, uint256, uint256, uint256 paid)
     {
-        uint256 fromCash = _min(cash, due);
-        uint256 fromReserve = _min(res, due - fromCash);
+        uint256 fromCash = Math.min(cash, due);
+        uint256 fromReserve = Math.min(res, due - fromCash);
         return (cash - fromCash, res - fromReserve, drawn + fromReserve, fromCash + fromReserve);
     }
 
     // -- holders ---------------------------------------------------------------------------------
 
-    /// @notice Pay the caller everything it is owed across all tranches.
+    /// @notice Pay the caller everything it is owed across all tranches. Refused
+    ///         (TrancheToken.ClaimRestricted) while the caller is frozen, not registered or
+    ///         expired: the cash stays held for it.
     /// @return amount base units paid.
     function claim() external returns (uint256 amount) {
         return _claim(msg.sender, type(uint256).max);
     }
 
-    /// @notice Pay `holder` everything it is owed across all tranches. Anyone may call: the
-    ///         cash only ever goes to the holder.
+    /// @notice Pay `holder` everything it is owed across all tranches. Only the holder itself
+    ///         or a PAYING_AGENT may call; the cash only ever goes to the holder.
     /// @param holder the holder.
     /// @return amount base units paid.
     function claimFor(address holder) external returns (uint256 amount) {
@@ -540,7 +599,8 @@ contract Deal is AccessControl {
 
     /// @notice Pay `holder` what it is owed in the tranches of `trancheMask` (bit k: tranche k).
     ///         A wallet that reads `claimable` first skips the tranches where nothing is owed
-    ///         (each costs a cold call and a cold slot, about 5,000 gas). Anyone may call.
+    ///         (each costs a cold call and a cold slot, about 5,000 gas). Only the holder itself
+    ///         or a PAYING_AGENT may call.
     /// @param holder the holder.
     /// @param trancheMask which tranches to claim; bits beyond the last tranche are ignored.
     /// @return amount base units paid.
@@ -548,9 +608,10 @@ contract Deal is AccessControl {
         return _claim(holder, trancheMask);
     }
 
-    /// @dev Each token emits Claimed(holder, amount) for its part; the settlement token's
-    ///      Transfer records the payment.
+    /// @dev Each token emits Claimed(holder, amount) for its part (and refuses a restricted
+    ///      holder); the settlement token's Transfer records the payment.
     function _claim(address holder, uint256 mask) private returns (uint256 amount) {
+        if (holder != msg.sender) _checkRole(PAYING_AGENT_ROLE);
         uint256 n = trancheCount;
         for (uint256 k; k < n; ++k) {
             if (mask & (1 << k) != 0) amount += _token(k).redeem(holder);
@@ -567,6 +628,33 @@ contract Deal is AccessControl {
         if (recipient == address(0)) revert ZeroAddress("feeRecipient");
         emit FeeRecipientChanged(feeRecipient, recipient);
         feeRecipient = recipient;
+    }
+
+    /// @notice Once the pool balance is 0, end the deal (the first call: no more reports) and
+    ///         send `to` every settlement base unit the deal holds beyond the reserve and what
+    ///         holders are owed: rounding dust, each tranche's final carry and stray transfers.
+    ///         Holders keep claiming what they are owed, before and after.
+    /// @param to receiver of the swept cash.
+    /// @return amount base units swept.
+    function sweep(address to) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint256 amount) {
+        if (to == address(0)) revert ZeroAddress("to");
+        if (phase == Phase.Closed) {
+            if (poolBalance != 0) revert DealNotEnded(poolBalance);
+            phase = Phase.Ended;
+            emit DealEnded(periodCount);
+        } else if (phase != Phase.Ended) {
+            revert WrongPhase(phase, Phase.Ended);
+        }
+        uint256 kept = reserve;
+        uint256 n = trancheCount;
+        for (uint256 k; k < n; ++k) {
+            kept += _token(k).owedToHolders();
+        }
+        uint256 held = settlement.balanceOf(address(this));
+        amount = held > kept ? held - kept : 0;
+        swept += amount;
+        emit Swept(to, amount);
+        if (amount > 0) settlement.safeTransfer(to, amount);
     }
 
     // -- views -----------------------------------------------------------------------------------
@@ -682,6 +770,17 @@ contract Deal is AccessControl {
         return _t4;
     }
 
+    /// @dev Pull `amount` from `from` and refuse unless exactly `amount` arrived.
+    function _receive(address from, uint256 amount) private {
+        uint256 before = settlement.balanceOf(address(this));
+        // `from` is the originator (a party fixed at deployment, for the reserve it approved) or
+        // the servicer paying its own report in; never a caller-chosen address.
+        // slither-disable-next-line arbitrary-send-erc20
+        settlement.safeTransferFrom(from, address(this), amount);
+        uint256 received = settlement.balanceOf(address(this)) - before;
+        if (received != amount) revert SettlementAmountMismatch(amount, received);
+    }
+
     function _requirePhase(Phase required) private view {
         if (phase != required) revert WrongPhase(phase, required);
     }
@@ -690,7 +789,4 @@ contract Deal is AccessControl {
         if (value > BPS) revert InvalidParameter(field, value);
     }
 
-    function _min(uint256 a, uint256 b) private pure returns (uint256) {
-        return a < b ? a : b;
-    }
 }

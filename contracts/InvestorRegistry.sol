@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 
 /// @title IEligibilityMirror
 /// @notice Implemented by tranche tokens that keep a copy of each investor's registry word
@@ -31,11 +32,21 @@ interface IEligibilityMirror {
 ///         events and answers `isEligible`; the tokens' copies are never written by anyone else.
 ///         Attach tokens before adding investors, or call `sync` afterwards for the investors
 ///         added earlier (anyone may: it only copies words that are already here).
-contract InvestorRegistry is AccessControl {
-    /// @notice Adds, updates, revokes, freezes and unfreezes investors.
+///
+///         A freeze is independent of registration: revoking an investor clears its date and
+///         jurisdiction but keeps the frozen bit, so a frozen wallet stays frozen when it is
+///         revoked and added again; only `setFrozen(..., false)` unfreezes.
+///
+///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`;
+///         OpenZeppelin's AccessControlDefaultAdminRules) grants and revokes COMPLIANCE_ROLE and
+///         nothing else; it is not the deal's admin.
+contract InvestorRegistry is AccessControlDefaultAdminRules {
+    /// @notice Adds, updates, revokes, freezes and unfreezes investors; attaches tranche tokens.
     bytes32 public constant COMPLIANCE_ROLE = keccak256("COMPLIANCE_ROLE");
     /// @notice At most this many tokens mirror one registry (each change writes all of them).
     uint256 public constant MAX_TOKENS = 10;
+    /// @notice Shortest wait before a new admin takes over.
+    uint48 public constant MIN_ADMIN_DELAY = 1 days;
 
     uint256 private constant _UNTIL_MASK = (1 << 40) - 1;
     uint256 private constant _JURISDICTION_SHIFT = 40;
@@ -50,10 +61,12 @@ contract InvestorRegistry is AccessControl {
     error ZeroInvestor(uint256 index);
     /// @notice The token mirrors another registry, is already attached, or the limit is reached.
     error CannotAttach(address token);
+    /// @notice The admin delay is shorter than MIN_ADMIN_DELAY.
+    error AdminDelayTooShort(uint48 delay);
 
     /// @notice An investor's eligibility and jurisdiction were set (added or updated).
     event InvestorSet(address indexed investor, uint40 eligibleUntil, uint16 jurisdiction);
-    /// @notice An investor was removed: no longer eligible, jurisdiction cleared, unfrozen.
+    /// @notice An investor was removed: no longer eligible, jurisdiction cleared; a freeze stays.
     event InvestorRevoked(address indexed investor);
     /// @notice An investor was frozen or unfrozen.
     event InvestorFrozen(address indexed investor, bool frozen);
@@ -62,10 +75,13 @@ contract InvestorRegistry is AccessControl {
     /// @notice Investors' words were copied to every attached token again.
     event InvestorsSynced(uint256 count);
 
-    /// @param admin receives DEFAULT_ADMIN_ROLE (attaches tokens, grants COMPLIANCE_ROLE).
+    /// @param admin receives DEFAULT_ADMIN_ROLE (grants and revokes COMPLIANCE_ROLE).
+    /// @param adminDelay the wait before a new admin can accept the role (at least MIN_ADMIN_DELAY).
     /// @param compliance receives COMPLIANCE_ROLE.
-    constructor(address admin, address compliance) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin, uint48 adminDelay, address compliance)
+        AccessControlDefaultAdminRules(adminDelay, admin)
+    {
+        if (adminDelay < MIN_ADMIN_DELAY) revert AdminDelayTooShort(adminDelay);
         _grantRole(COMPLIANCE_ROLE, compliance);
     }
 
@@ -95,15 +111,20 @@ contract InvestorRegistry is AccessControl {
         _push(investors, words);
     }
 
-    /// @notice Remove investors: their words are cleared (not eligible, not frozen).
+    /// @notice Remove investors: not eligible, jurisdiction cleared; a frozen investor stays
+    ///         frozen (a revoke and a new add never lift a freeze).
     /// @param investors the investors to remove.
     function revokeInvestors(address[] calldata investors) external onlyRole(COMPLIANCE_ROLE) {
         uint256 n = investors.length;
+        uint256[] memory words = new uint256[](n);
         for (uint256 i; i < n; ++i) {
-            delete _words[investors[i]];
-            emit InvestorRevoked(investors[i]);
+            address who = investors[i];
+            uint256 word = _words[who] & _FROZEN_BIT;
+            _words[who] = word;
+            words[i] = word;
+            emit InvestorRevoked(who);
         }
-        _push(investors, new uint256[](n));
+        _push(investors, words);
     }
 
     /// @notice Freeze or unfreeze investors: a frozen investor can neither send nor receive.
@@ -128,7 +149,7 @@ contract InvestorRegistry is AccessControl {
     /// @notice Attach a tranche token that mirrors this registry (at most MAX_TOKENS).
     /// @dev Investors added before the token was attached reach it through `sync`.
     /// @param token the token; its `registry()` must be this contract.
-    function attachToken(address token) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function attachToken(address token) external onlyRole(COMPLIANCE_ROLE) {
         uint256 n = _tokens.length;
         if (n >= MAX_TOKENS || IEligibilityMirror(token).registry() != address(this)) revert CannotAttach(token);
         for (uint256 i; i < n; ++i) {

@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {LoanToken} from "./LoanToken.sol";
 import {LoanBatchProof} from "./libraries/LoanBatchProof.sol";
+import {IPoolBacked} from "./interfaces/IPoolBacked.sol";
 
 /// @title LoanPool
 /// @notice The special-purpose vehicle's loan book: it commits to a loan tape (Merkle root,
@@ -12,6 +13,8 @@ import {LoanBatchProof} from "./libraries/LoanBatchProof.sol";
 ///         in batches whose size the originator chooses, until every committed loan is minted.
 ///         Each batch proves itself against the root: it mints only committed loans, in
 ///         ascending leaf order, so each committed loan exactly once.
+///         Once filled, the originator pledges it to the one deal it backs (`pledge`, once):
+///         a deal opens its offering only over a pool pledged to it, so no pool backs two deals.
 contract LoanPool is AccessControl {
     /// @notice Commits the tape and mints the loans.
     bytes32 public constant ORIGINATOR_ROLE = keccak256("ORIGINATOR_ROLE");
@@ -36,6 +39,8 @@ contract LoanPool is AccessControl {
     uint128 public outstandingUnits;
     /// @notice Sum of the committed loans' principal units (pool shares applied).
     uint128 public principalUnits;
+    /// @notice The one deal this pool backs (zero until pledged; set once).
+    address public deal;
 
     /// @notice The tape is already committed.
     error TapeAlreadyCommitted(bytes32 root);
@@ -47,6 +52,10 @@ contract LoanPool is AccessControl {
     error TooManyLoans(uint256 minted, uint256 batch, uint256 committed);
     /// @notice A batch carried no loans.
     error EmptyBatch();
+    /// @notice The pool already backs `deal`.
+    error AlreadyPledged(address deal);
+    /// @notice Only a filled pool can be pledged, to a deal whose `loanPool()` is this pool.
+    error CannotPledge(address deal);
 
     /// @notice The pool committed to its loan tape.
     event TapeCommitted(bytes32 indexed root, uint64 loanCount, uint128 outstandingUnits, uint128 principalUnits);
@@ -54,6 +63,8 @@ contract LoanPool is AccessControl {
     event LoansMinted(bytes32 indexed root, uint64 firstIndex, uint64 count, uint64 mintedCount);
     /// @notice Every committed loan is minted.
     event PoolFilled(bytes32 indexed root, uint64 loanCount, uint128 outstandingUnits);
+    /// @notice The pool now backs `deal`, for good.
+    event Pledged(address indexed deal);
 
     /// @param token_ the loan token registry (this pool needs its MINTER_ROLE to mint).
     /// @param admin receives DEFAULT_ADMIN_ROLE.
@@ -114,8 +125,27 @@ contract LoanPool is AccessControl {
         loanToken.mintBatch(packedIds, loanHashes);
     }
 
+    /// @notice Pledge the filled pool to the deal it backs. Only once: no pool backs two deals.
+    /// @param deal_ the deal; its `loanPool()` must be this pool.
+    function pledge(address deal_) external onlyRole(ORIGINATOR_ROLE) {
+        if (deal != address(0)) revert AlreadyPledged(deal);
+        if (!filled() || !_backedBy(deal_)) revert CannotPledge(deal_);
+        deal = deal_;
+        emit Pledged(deal_);
+    }
+
+    /// @dev Whether `deal_` is a contract whose `loanPool()` is this pool (false for anything else).
+    function _backedBy(address deal_) private view returns (bool) {
+        if (deal_.code.length == 0) return false;
+        try IPoolBacked(deal_).loanPool() returns (address pool) {
+            return pool == address(this);
+        } catch {
+            return false;
+        }
+    }
+
     /// @notice Whether every committed loan has been minted.
-    function filled() external view returns (bool) {
+    function filled() public view returns (bool) {
         return loanRoot != bytes32(0) && mintedCount == loanCount;
     }
 

@@ -13,6 +13,8 @@ interface IDealTranches {
     function settlement() external view returns (IERC20);
     /// @notice Whether `token` is one of the deal's tranche tokens.
     function isTranche(address token) external view returns (bool);
+    /// @notice Periods the deal has run so far.
+    function periodCount() external view returns (uint64);
 }
 
 /// @title TrancheExchange
@@ -22,12 +24,15 @@ interface IDealTranches {
 ///         token, the buyer on the settlement token; the tranche token's restrictions apply to
 ///         both parties as in any transfer. Nonces are keyed (OpenZeppelin NoncesKeyed): the
 ///         top 192 bits pick an independent sequence, so a seller can keep several orders live.
+///         An order names the last period it is valid for: once the deal has run a later
+///         period, the order cannot be filled, so neither side can race a period report (which
+///         changes what a unit is worth) with a price agreed before it.
 contract TrancheExchange is EIP712, NoncesKeyed {
     using SafeERC20 for IERC20;
 
     /// @notice EIP-712 type of an order.
     bytes32 public constant ORDER_TYPEHASH = keccak256(
-        "Order(address seller,address tranche,uint256 units,uint256 price,address buyer,uint256 nonce,uint256 deadline)"
+        "Order(address seller,address tranche,uint256 units,uint256 price,address buyer,uint256 nonce,uint256 deadline,uint256 lastPeriod)"
     );
 
     /// @notice A seller's offer: `units` of `tranche` for `price` settlement base units.
@@ -39,6 +44,7 @@ contract TrancheExchange is EIP712, NoncesKeyed {
         address buyer; // zero: anyone may fill
         uint256 nonce; // key (top 192 bits) and sequence (low 64 bits)
         uint256 deadline; // last unix second the order can be filled
+        uint256 lastPeriod; // the order can be filled while the deal's periodCount <= lastPeriod
     }
 
     /// @notice The deal whose tranches trade here.
@@ -54,6 +60,8 @@ contract TrancheExchange is EIP712, NoncesKeyed {
     error InvalidSignature(address seller);
     /// @notice The order's token is not a tranche of this deal.
     error UnknownTranche(address token);
+    /// @notice The deal has run period `current`, after the order's last period.
+    error OrderPeriodPassed(uint256 lastPeriod, uint256 current);
 
     /// @notice An order was filled: units to the buyer, price to the seller.
     event OrderFilled(
@@ -69,10 +77,14 @@ contract TrancheExchange is EIP712, NoncesKeyed {
     }
 
     /// @notice Fill `order` as its buyer: units move seller -> caller, price caller -> seller.
+    ///         Refused after the order's deadline or once the deal has run a period after its
+    ///         `lastPeriod`.
     /// @param order the seller's order.
     /// @param signature the seller's EIP-712 signature (or an ERC-1271 contract signature).
     function fillOrder(Order calldata order, bytes calldata signature) external {
         if (block.timestamp > order.deadline) revert OrderExpired(order.deadline);
+        uint256 current = deal.periodCount();
+        if (current > order.lastPeriod) revert OrderPeriodPassed(order.lastPeriod, current);
         if (order.buyer != address(0) && order.buyer != msg.sender) revert NotOrderBuyer(order.buyer, msg.sender);
         if (!deal.isTranche(order.tranche)) revert UnknownTranche(order.tranche);
         bytes32 digest = hashOrder(order);
@@ -105,7 +117,8 @@ contract TrancheExchange is EIP712, NoncesKeyed {
                     order.price,
                     order.buyer,
                     order.nonce,
-                    order.deadline
+                    order.deadline,
+                    order.lastPeriod
                 )
             )
         );

@@ -2,7 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IEligibilityMirror} from "./InvestorRegistry.sol";
 
 /// @title TrancheToken
@@ -18,9 +19,16 @@ import {IEligibilityMirror} from "./InvestorRegistry.sol";
 ///           2 SENDER_NOT_ELIGIBLE     the sender is not registered, revoked, or expired
 ///           5 RECEIVER_FROZEN         the receiver is frozen
 ///           3 RECEIVER_NOT_ELIGIBLE   the receiver is not registered, revoked, or expired
-///         A mint (subscription, closing) checks 1, 5 and 3. A forced transfer by an agent
-///         skips 1, 4 and 2 (it recovers units from a lost, frozen or expired wallet, also
-///         while paused) but still checks 5 and 3: no ineligible wallet ever receives units.
+///         A subscription's mint checks 1, 5 and 3. A forced transfer by an agent skips 1, 4 and
+///         2 (it recovers units from a lost, frozen or expired wallet, also while paused) but
+///         still checks 5 and 3: no ineligible wallet ever receives units by a transfer. The
+///         closing's mint of unsold units to the originator checks nothing: neither a pause nor
+///         the originator's status can block the closing.
+///
+///         Claims. A holder that is frozen, or not registered or expired, cannot claim
+///         (`ClaimRestricted` with code 4 or 2): its cash keeps accruing and is held here until
+///         it is eligible again, or until an agent's forced transfer moves it, with the units,
+///         to a recovery wallet.
 ///
 ///         Storage. One slot per holder packs everything a transfer touches:
 ///           bits   0..95   balance (uint96; the deal caps every face below 2**96)
@@ -39,13 +47,23 @@ import {IEligibilityMirror} from "./InvestorRegistry.sol";
 ///         holder is entitled to (pointsPerUnit * balance + correction) / MAGNITUDE base units;
 ///         every balance change moves pointsPerUnit * amount of correction from receiver to
 ///         sender, so entitlement follows the units held when each period was credited, and a
-///         claim lowers the correction by what it pays. The deal refuses a credit that would make
-///         pointsPerUnit * supply reach 2**126, which bounds every correction to int127.
-contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
+///         claim lowers the correction by what it pays. A forced transfer also moves the
+///         sender's unclaimed entitlement in proportion to the units moved (`EntitlementMoved`).
+///         A credit that would make pointsPerUnit * supply reach 2**126 is refused, which bounds
+///         every correction to int127; since pointsPerUnit * supply never exceeds the cash ever
+///         credited times MAGNITUDE, a tranche can be credited CREDIT_CAPACITY base units in its
+///         life, and the deal refuses, when it is created, a pool too large for that.
+///
+///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`;
+///         OpenZeppelin's AccessControlDefaultAdminRules) grants and revokes AGENT_ROLE. It is not
+///         the deal's admin: the deal passes its own `tokenAdmin` party.
+contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirror {
     /// @notice Forced transfers, pause and unpause.
     bytes32 public constant AGENT_ROLE = keccak256("AGENT_ROLE");
     /// @notice Scale of pointsPerUnit and of corrections.
     uint256 public constant MAGNITUDE = 2 ** 32;
+    /// @notice Most base units a tranche can be credited in its life: (2**126 - 1) / MAGNITUDE.
+    uint256 public constant CREDIT_CAPACITY = 2 ** 94 - 1;
 
     /// @notice ERC-1404 code: the transfer is allowed.
     uint8 public constant SUCCESS = 0;
@@ -110,9 +128,14 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
     error EnforcedPause();
     /// @notice The token is not paused.
     error ExpectedPause();
+    /// @notice The holder may not claim now: `code` 4 (frozen) or 2 (not registered or expired).
+    error ClaimRestricted(address holder, uint8 code);
 
     /// @notice An agent moved units without the sender's consent.
     event ForcedTransfer(address indexed from, address indexed to, uint256 value, address indexed agent);
+    /// @notice A forced transfer moved `amount` of unclaimed entitlement (1 / MAGNITUDE base
+    ///         units) from `from` to `to`, in proportion to the units it moved.
+    event EntitlementMoved(address indexed from, address indexed to, uint256 amount);
     /// @notice The deal credited a period's cash to this tranche's holders.
     event Distributed(uint256 cash, uint256 pointsPerUnit, uint256 carry);
     /// @notice A holder's entitlement was redeemed (the deal paid it in settlement tokens).
@@ -128,7 +151,8 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
     /// @param decimals_ the settlement token's decimals (one unit is one base unit of face).
     /// @param face_ the tranche's face.
     /// @param registry_ the investor registry mirrored here.
-    /// @param admin receives DEFAULT_ADMIN_ROLE.
+    /// @param admin receives DEFAULT_ADMIN_ROLE (the token admin, not the deal's admin).
+    /// @param adminDelay the wait before a new admin can accept the role.
     /// @param agent receives AGENT_ROLE.
     constructor(
         string memory name_,
@@ -137,14 +161,14 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
         uint256 face_,
         address registry_,
         address admin,
+        uint48 adminDelay,
         address agent
-    ) ERC20(name_, symbol_) {
+    ) ERC20(name_, symbol_) AccessControlDefaultAdminRules(adminDelay, admin) {
         if (face_ == 0 || face_ > _BALANCE_MASK) revert InvalidFace(face_);
         deal = msg.sender;
         registry = registry_;
         face = face_;
         _decimals = decimals_;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(AGENT_ROLE, agent);
     }
 
@@ -174,7 +198,7 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
     ///      the corrections exact. Burning is not part of a tranche's life.
     function _update(address from, address to, uint256 value) internal override {
         if (from == address(0)) {
-            _mintUnits(to, value);
+            _mintUnits(to, value, true);
         } else if (to == address(0)) {
             revert BurnNotSupported();
         } else {
@@ -209,16 +233,19 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
     // -- agent -----------------------------------------------------------------------------------
 
     /// @notice Move units from any holder to an eligible, unfrozen receiver (wallet recovery,
-    ///         court order). Works while paused and whatever the sender's status. The sender keeps
-    ///         the cash already credited for the units; the receiver earns from now on.
+    ///         court order). Works while paused and whatever the sender's status. The sender's
+    ///         unclaimed entitlement moves with the units, in proportion (all of it when all the
+    ///         units move): a recovered wallet's accrued cash is claimable by the new wallet.
     /// @param from the holder.
     /// @param to the receiver.
     /// @param value units.
+    /// @return true.
     function forcedTransfer(address from, address to, uint256 value) external onlyRole(AGENT_ROLE) returns (bool) {
         if (from == address(0)) revert ERC20InvalidSender(address(0));
         if (to == address(0)) revert ERC20InvalidReceiver(address(0));
-        _move(from, to, value, true);
+        uint256 moved = _move(from, to, value, true);
         emit ForcedTransfer(from, to, value, msg.sender);
+        if (moved > 0) emit EntitlementMoved(from, to, moved);
         return true;
     }
 
@@ -271,11 +298,20 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
 
     // -- deal ------------------------------------------------------------------------------------
 
-    /// @notice Mint units to an investor (subscription or closing); checks codes 1, 5, 3.
+    /// @notice Mint units to a subscriber; checks codes 1, 5, 3.
     /// @param to receiver.
     /// @param value units.
     function mint(address to, uint256 value) external onlyDeal {
         _mint(to, value);
+    }
+
+    /// @notice Mint the unsold units to the originator at closing. No restriction applies: a
+    ///         pause, or the originator frozen or expired, cannot block the closing (a frozen
+    ///         originator then holds units it can neither move nor claim on until unfrozen).
+    /// @param to the originator.
+    /// @param value units.
+    function mintUnsold(address to, uint256 value) external onlyDeal {
+        _mintUnits(to, value, false);
     }
 
     /// @notice Mint units to several investors.
@@ -307,6 +343,8 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
     }
 
     /// @notice Redeem everything `holder` is owed in whole base units; the deal pays it.
+    ///         Refused (`ClaimRestricted`) while the holder is frozen, or not registered or
+    ///         expired, when it is owed anything: the cash stays held for it.
     /// @param holder the holder.
     /// @return amount base units owed, now recorded as claimed.
     function redeem(address holder) external onlyDeal returns (uint256 amount) {
@@ -319,6 +357,8 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
         // slither-disable-next-line divide-before-multiply
         amount = uint256(int256(uint128(g) * (w & _BALANCE_MASK)) + correction) / MAGNITUDE;
         if (amount == 0) return 0;
+        if (w & _FROZEN_BIT != 0) revert ClaimRestricted(holder, SENDER_FROZEN);
+        if ((w >> _UNTIL_SHIFT) & _UNTIL_MAX < block.timestamp) revert ClaimRestricted(holder, SENDER_NOT_ELIGIBLE);
         _holders[holder] = _withCorrection(w, correction - int256(amount * MAGNITUDE));
         _global = g + (amount << _CLAIMED_SHIFT);
         emit Claimed(holder, amount);
@@ -385,7 +425,8 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
         return SUCCESS;
     }
 
-    function _move(address from, address to, uint256 value, bool forced) private {
+    /// @dev Returns the unclaimed entitlement moved with the units (forced transfers only).
+    function _move(address from, address to, uint256 value, bool forced) private returns (uint256 entitlement) {
         uint256 g = _global;
         uint256 wFrom = _holders[from];
         uint256 wTo = from == to ? wFrom : _holders[to];
@@ -396,19 +437,27 @@ contract TrancheToken is ERC20, AccessControl, IEligibilityMirror {
         if (from != to) {
             // value <= balance < 2**96 and points < 2**128: the product fits; balances cannot
             // overflow 96 bits because the supply does not.
+            int256 cFrom = int256(wFrom) >> _CORRECTION_SHIFT;
             int256 moved = int256(uint128(g) * value);
-            _holders[from] = _withCorrection(wFrom - value, (int256(wFrom) >> _CORRECTION_SHIFT) + moved);
+            if (forced && value > 0) {
+                // the sender's unclaimed entitlement (>= 0, < 2**126) in proportion to the units
+                entitlement = uint256(int256(uint128(g) * balance) + cFrom) * value / balance;
+                moved -= int256(entitlement);
+            }
+            _holders[from] = _withCorrection(wFrom - value, cFrom + moved);
             _holders[to] = _withCorrection(wTo + value, (int256(wTo) >> _CORRECTION_SHIFT) - moved);
         }
         emit Transfer(from, to, value);
     }
 
-    function _mintUnits(address to, uint256 value) private {
+    function _mintUnits(address to, uint256 value, bool restricted) private {
         uint256 g = _global;
-        if (g & _PAUSED_BIT != 0) revert TransferRestricted(PAUSED);
         uint256 wTo = _holders[to];
-        uint8 code = _restriction(g, 0, wTo, true);
-        if (code != SUCCESS) revert TransferRestricted(code);
+        if (restricted) {
+            if (g & _PAUSED_BIT != 0) revert TransferRestricted(PAUSED);
+            uint8 code = _restriction(g, 0, wTo, true);
+            if (code != SUCCESS) revert TransferRestricted(code);
+        }
         uint256 ledger = _ledger;
         uint256 supply = (ledger & _BALANCE_MASK) + value;
         if (supply > face) revert FaceExceeded(ledger & _BALANCE_MASK, value, face);

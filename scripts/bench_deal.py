@@ -35,7 +35,7 @@ ALLOCATION_BATCH = 2_000
 
 def _setup(chain: EmbeddedChain, core: Manifest, params: DealParams = EXAMPLE) -> d.DealHandle:
     admin, servicer, originator = chain.accounts[:3]
-    pool = d.deploy_filled_pool(chain, manifest=core, outstanding=[params.initial_balance])
+    pool = d.deploy_filled_pool(chain, manifest=core, outstanding=[params.initial_balance], originator=originator)
     roles = d.DealRoles(admin=admin, operator=admin, servicer=servicer, originator=originator,
                         fee_recipient=chain.accounts[9], compliance=admin, agent=admin)
     handle = d.deploy_deal(chain, manifest=core, pool=pool.address, params=params, roles=roles)
@@ -155,6 +155,7 @@ def bench_distribute(holders_small: int = 10, holders_large: int = 10_000) -> di
     for who in (h, senior):
         chain.send(large.settlement.functions.mint(who, 1), sender=core.deployer)
     owed = d.claimable(large, holder=h)
+    # the holders are plain addresses: their claims are sent by the paying agent (the operator, a[0])
     claim_one = chain.send(large.deal.functions.claimTranches(h, 1), sender=chain.accounts[0]).gas_used
     claim_all = chain.send(large.deal.functions.claimFor(senior), sender=chain.accounts[0]).gas_used
     claim_fresh = chain.send(large.deal.functions.claimTranches(fresh, 1), sender=chain.accounts[0]).gas_used

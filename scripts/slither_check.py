@@ -63,7 +63,7 @@ def findings(slither: Any) -> list[Finding]:
         for result in group:
             ours = [e for e in result["elements"]
                     if e.get("source_mapping", {}).get("filename_relative", "").startswith("contracts/")
-                    and not e["source_mapping"]["filename_relative"].startswith("contracts/bench/")]
+                    and not e["source_mapping"]["filename_relative"].startswith(("contracts/bench/", "contracts/test/"))]
             if not ours:
                 continue
             element = ours[0]

@@ -37,7 +37,9 @@ GOOD_ROW = {
 
 @dataclass
 class DealEnv:
-    """A deal whose offering is open, every role on its own account, and five more wallets."""
+    """A deal whose offering is open, every role on its own account (the three admin seats'
+    proposers too: `roles.admin`, `roles.token_admin`, `roles.registry_admin`), and five more
+    wallets."""
 
     chain: EmbeddedChain
     core: Manifest
@@ -63,14 +65,14 @@ def open_offering(chain: EmbeddedChain, core: Manifest, *, params: DealParams, o
     originator, alice, bob, carol and dave, give every wallet 10^12 of cash, open the offering
     and place `subscriptions` as (wallet name, tranche, units)."""
     a = chain.accounts
-    roles = D.DealRoles(admin=a[0], operator=a[1], servicer=a[2], originator=a[3], fee_recipient=a[4],
-                        compliance=a[5], agent=a[6])
-    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=outstanding)
-    h = D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, roles=roles)
-    extra = [Account.create() for _ in range(2)]
+    extra = [Account.create() for _ in range(4)]
     for acct in extra:
         chain.add_signer(acct)
         chain.send(RawCall(to=acct.address, data=b""), sender=a[0], value=10**21, gas=21_000)
+    roles = D.DealRoles(admin=a[0], operator=a[1], servicer=a[2], originator=a[3], fee_recipient=a[4],
+                        compliance=a[5], agent=a[6], token_admin=extra[2].address, registry_admin=extra[3].address)
+    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=outstanding, originator=roles.originator)
+    h = D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, roles=roles)
     wallets = {"alice": a[7], "bob": a[8], "carol": a[9], "dave": extra[0].address, "stranger": extra[1].address}
     for who in (roles.operator, roles.servicer, roles.originator, *wallets.values()):
         chain.send(h.settlement.functions.mint(who, 10**12), sender=core.deployer)
@@ -97,11 +99,18 @@ class Entitlements:
         self.carry = [0] * n
         self.paid = [0] * n
 
-    def move(self, k: int, src: str | None, dst: str, units: int) -> None:
-        """`units` of tranche k from src (None: minted) to dst."""
+    def move(self, k: int, src: str | None, dst: str, units: int, *, forced: bool = False) -> int:
+        """`units` of tranche k from src (None: minted) to dst. A forced transfer also moves
+        src's unclaimed entitlement in proportion to the units (floor); returns what it moved."""
+        moved = 0
         if src is not None:
+            if forced and units and src != dst:
+                moved = self.ent[k][src] * units // self.units[k][src]
+                self.ent[k][src] -= moved
+                self.ent[k][dst] += moved
             self.units[k][src] -= units
         self.units[k][dst] += units
+        return moved
 
     def credit(self, k: int, cash: int) -> None:
         """TrancheToken.distribute of `cash` to tranche k's holders."""

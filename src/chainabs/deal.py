@@ -5,6 +5,12 @@ The contracts are InvestorRegistry (who may hold), Deal (offering, waterfall, cl
 deploys one TrancheToken per tranche) and TrancheExchange (signed-order DvP trades). Every
 function here takes the `DealHandle` first and everything else by keyword; reverts surface as
 `ContractRevert` naming the custom error (for example `TransferRestricted(code=3)`).
+
+Admin seats. The deal, its tranche tokens and its registry each have their own admin, and each
+admin seat is an AdminTimelock (OpenZeppelin's TimelockController) whose proposer is the
+party in `DealRoles` (`admin`, `token_admin`, `registry_admin`): every role change, fee
+recipient change or sweep is scheduled in public and runs only `admin_delay` seconds later
+(`admin_call(...).schedule()`, then `.execute()`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ RESTRICTIONS = {
     4: "SENDER_FROZEN",
     5: "RECEIVER_FROZEN",
 }
-PHASES = ("pending", "open", "closed")
+PHASES = ("pending", "open", "closed", "ended")
 DEFAULT_BATCH = 400  # investors per registry or allocation transaction
 ORDER_TYPES = {
     "Order": [
@@ -48,14 +54,21 @@ ORDER_TYPES = {
         {"name": "buyer", "type": "address"},
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
+        {"name": "lastPeriod", "type": "uint256"},
     ]
 }
 ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_SALT = b"\x00" * 32
+ADMIN_DELAY = 2 * 86_400  # default wait of every admin seat's timelock (and of an admin handover)
+SEATS = ("deal", "tokens", "registry")  # the admin seats: one timelock each
 
 
 @dataclass(frozen=True)
 class DealRoles:
-    """Who does what in a deal. `compliance` manages the registry, `agent` the tokens."""
+    """Who does what in a deal. `compliance` manages the registry, `agent` the tokens.
+
+    `admin`, `token_admin` and `registry_admin` propose on the timelocks that hold the admin
+    seats of the deal, of its tranche tokens and of its registry ("" = the same as `admin`)."""
 
     admin: str
     operator: str
@@ -64,11 +77,18 @@ class DealRoles:
     fee_recipient: str
     compliance: str
     agent: str
+    token_admin: str = ""
+    registry_admin: str = ""
 
     @classmethod
     def single(cls, address: str) -> DealRoles:
         """One address in every role (a demo or a test)."""
         return cls(*(address,) * len(fields(cls)))
+
+    def proposer(self, seat: str) -> str:
+        """Who proposes on the timelock of `seat` ("deal", "tokens" or "registry")."""
+        chosen = {"deal": self.admin, "tokens": self.token_admin, "registry": self.registry_admin}[seat]
+        return chosen or self.admin
 
 
 @dataclass
@@ -84,6 +104,7 @@ class DealHandle:
     settlement: Contract
     pool: str
     tokens: list[Contract] = field(default_factory=list)
+    timelocks: dict[str, Contract] = field(default_factory=dict)  # admin seat -> its AdminTimelock
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -92,6 +113,7 @@ class DealHandle:
                "LoanPool": self.pool}
         pairs = zip(self.params.tranches, self.tokens, strict=True)
         out.update({f"TrancheToken:{spec.symbol}": t.address for spec, t in pairs})
+        out.update({f"AdminTimelock:{seat}": t.address for seat, t in self.timelocks.items()})
         return out
 
     def token(self, tranche: int) -> Contract:
@@ -130,10 +152,54 @@ class SignedOrder:
     buyer: str  # ZERO_ADDRESS: anyone may fill
     nonce: int
     deadline: int
+    last_period: int  # the order can be filled while the deal has run at most this many periods
     signature: bytes
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (self.seller, self.tranche, self.units, self.price, self.buyer, self.nonce, self.deadline)
+        return (self.seller, self.tranche, self.units, self.price, self.buyer, self.nonce, self.deadline,
+                self.last_period)
+
+
+@dataclass(frozen=True)
+class AdminCall:
+    """One call made by an admin seat through its timelock: `schedule()` it (public from then
+    on), wait the seat's delay, then `execute()` it. `salt` tells apart two identical calls."""
+
+    handle: DealHandle
+    seat: str
+    target: str
+    data: bytes
+    salt: bytes = ZERO_SALT
+
+    @property
+    def timelock(self) -> Contract:
+        try:
+            return self.handle.timelocks[self.seat]
+        except KeyError:
+            raise DealError("seat", f"the {self.seat} admin seat is not a timelock of this deal") from None
+
+    def schedule(self, *, sender: str | None = None) -> Sent:
+        delay = int(self.handle.chain.call(self.timelock.functions.getMinDelay()))
+        fn = self.timelock.functions.schedule(self.target, 0, self.data, ZERO_SALT, self.salt, delay)
+        return self.handle.chain.send(fn, sender=sender or self.handle.roles.proposer(self.seat))
+
+    def execute(self, *, sender: str | None = None) -> Sent:
+        fn = self.timelock.functions.execute(self.target, 0, self.data, ZERO_SALT, self.salt)
+        return self.handle.chain.send(fn, sender=sender or self.handle.roles.proposer(self.seat))
+
+    def ready_at(self) -> int:
+        """The unix second from which `execute` runs (0: not scheduled; 1: done)."""
+        op = self.handle.chain.call(self.timelock.functions.hashOperation(self.target, 0, self.data, ZERO_SALT,
+                                                                          self.salt))
+        return int(self.handle.chain.call(self.timelock.functions.getTimestamp(op)))
+
+
+def admin_call(handle: DealHandle, *, seat: str, call: Any, salt: bytes = ZERO_SALT) -> AdminCall:
+    """`call` (a bound contract function, e.g. `handle.deal.functions.setFeeRecipient(a)`) as
+    an operation of the `seat` admin's timelock."""
+    contract = handle.chain.w3.eth.contract(address=call.address, abi=call.contract_abi)
+    data = bytes.fromhex(contract.encode_abi(call.abi_element_identifier, args=list(call.args)).removeprefix("0x"))
+    return AdminCall(handle=handle, seat=seat, target=to_checksum_address(call.address), data=data, salt=salt)
 
 
 # -- deployment --------------------------------------------------------------------------------
@@ -164,38 +230,71 @@ def deploy_filled_pool(chain: Chain, *, manifest: Manifest, outstanding: Sequenc
     return pool
 
 
+def deploy_timelock(chain: Chain, *, proposer: str, delay: int = ADMIN_DELAY, sender: str | None = None) -> Contract:
+    """An AdminTimelock whose only proposer (and executor) is `proposer`, with `delay` seconds
+    between scheduling an operation and running it."""
+    return chain.deploy("AdminTimelock", delay, [proposer], [proposer], sender=sender or proposer)
+
+
 def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealParams, roles: DealRoles,
-                registry: str | None = None, settlement: str | None = None, attach: bool = True) -> DealHandle:
-    """Deploy a deal over the filled pool at `pool`: registry (unless given), deal and its
-    tranche tokens, exchange; attach the tokens to the registry. The registry's admin must be
-    `roles.admin` when one is given. The deal settles in the ERC-20 at `settlement` (default:
-    the deployment's dev SettlementToken). `attach=False` leaves the tokens to `attach_tokens`."""
+                registry: str | None = None, settlement: str | None = None, attach: bool = True,
+                admin_delay: int = ADMIN_DELAY, pool_originator: str | None = None) -> DealHandle:
+    """Deploy a deal over the filled pool at `pool`: one AdminTimelock per admin seat (deal,
+    tokens, and registry unless one is given), registry, deal and its tranche tokens, exchange;
+    then attach the tokens to the registry and pledge the pool to the deal (sent by
+    `pool_originator`, default `roles.originator`, which must hold the pool's ORIGINATOR_ROLE).
+    The deal settles in the ERC-20 at `settlement` (default: the deployment's dev
+    SettlementToken). `attach=False` leaves the last two steps to `attach_tokens` and
+    `pledge_pool`. Every admin seat waits `admin_delay` seconds (at least a day)."""
     params.validate()
-    admin = roles.admin
+    sender = roles.admin
+    seats = SEATS if registry is None else SEATS[:2]
+    timelocks = {seat: deploy_timelock(chain, proposer=roles.proposer(seat), delay=admin_delay, sender=sender)
+                 for seat in seats}
     if registry is None:
-        reg = chain.deploy("InvestorRegistry", admin, roles.compliance, sender=admin)
+        reg = chain.deploy("InvestorRegistry", timelocks["registry"].address, admin_delay, roles.compliance,
+                           sender=sender)
     else:
         reg = chain.contract("InvestorRegistry", registry)
     cash = chain.contract("SettlementToken", settlement or manifest.contracts["SettlementToken"])
     tranches = [(t.name, t.symbol, t.face, t.coupon_bps) for t in params.tranches]
     parameters = (params.servicer_fee_bps, params.reserve_target_bps, params.initial_reserve,
                   params.default_trigger_bps)
-    parties = (admin, roles.operator, roles.servicer, roles.originator, roles.fee_recipient, roles.agent)
-    deal = chain.deploy("Deal", cash.address, pool, reg.address, tranches, parameters, parties, sender=admin)
-    exchange = chain.deploy("TrancheExchange", deal.address, sender=admin)
+    parties = (timelocks["deal"].address, timelocks["tokens"].address, roles.operator, roles.servicer,
+               roles.originator, roles.fee_recipient, roles.agent)
+    deal = chain.deploy("Deal", cash.address, pool, reg.address, tranches, parameters, parties, admin_delay,
+                        sender=sender)
+    exchange = chain.deploy("TrancheExchange", deal.address, sender=sender)
     tokens = [chain.contract("TrancheToken", a) for a in chain.call(deal.functions.tokens())]
     handle = DealHandle(chain=chain, params=params, roles=roles, deal=deal, registry=reg, exchange=exchange,
-                        settlement=cash, pool=to_checksum_address(pool), tokens=tokens)
+                        settlement=cash, pool=to_checksum_address(pool), tokens=tokens, timelocks=timelocks)
     if attach:
         attach_tokens(handle)
+        pledge_pool(handle, sender=pool_originator)
     return handle
 
 
 def attach_tokens(handle: DealHandle) -> list[Sent]:
-    """Attach the deal's tranche tokens to its registry; those already attached are skipped."""
+    """Attach the deal's tranche tokens to its registry (the compliance role does); those
+    already attached are skipped."""
     attached = {a.lower() for a in handle.chain.call(handle.registry.functions.tokens())}
-    return [handle.chain.send(handle.registry.functions.attachToken(t.address), sender=handle.roles.admin)
+    return [handle.chain.send(handle.registry.functions.attachToken(t.address), sender=handle.roles.compliance)
             for t in handle.tokens if t.address.lower() not in attached]
+
+
+def pledge_pool(handle: DealHandle, *, sender: str | None = None) -> Sent | None:
+    """Pledge the deal's pool to it (the pool's originator, default `roles.originator`), unless
+    it already is. A pool backs one deal: pledged to another, this raises `AlreadyPledged`."""
+    pool = handle.chain.contract("LoanPool", handle.pool)
+    if int(handle.chain.call(pool.functions.deal()), 16) == int(handle.deal.address, 16):
+        return None
+    return handle.chain.send(pool.functions.pledge(handle.deal.address), sender=sender or handle.roles.originator)
+
+
+def _timelocks(chain: Chain, admins: dict[str, str]) -> dict[str, Contract]:
+    """The admin seats that are contracts, as AdminTimelocks."""
+    return {seat: chain.contract("AdminTimelock", a) for seat, a in admins.items()
+            if bytes(chain.w3.eth.get_code(to_checksum_address(a)))}
 
 
 def load_deal(chain: Chain, *, deal: str, exchange: str, roles: DealRoles) -> DealHandle:
@@ -212,11 +311,13 @@ def load_deal(chain: Chain, *, deal: str, exchange: str, roles: DealRoles) -> De
                         reserve_target_bps=chain.call(f.reserveTargetBps()),
                         initial_reserve=chain.call(f.initialReserve()),
                         default_trigger_bps=chain.call(f.defaultTriggerBps()))
-    return DealHandle(chain=chain, params=params, roles=roles, deal=contract,
-                      registry=chain.contract("InvestorRegistry", chain.call(f.registry())),
+    registry = chain.contract("InvestorRegistry", chain.call(f.registry()))
+    admins = {"deal": chain.call(f.defaultAdmin()), "tokens": chain.call(tokens[0].functions.defaultAdmin()),
+              "registry": chain.call(registry.functions.defaultAdmin())}
+    return DealHandle(chain=chain, params=params, roles=roles, deal=contract, registry=registry,
                       exchange=chain.contract("TrancheExchange", exchange),
                       settlement=chain.contract("SettlementToken", chain.call(f.settlement())),
-                      pool=chain.call(f.loanPool()), tokens=tokens)
+                      pool=chain.call(f.loanPool()), tokens=tokens, timelocks=_timelocks(chain, admins))
 
 
 # -- investors ---------------------------------------------------------------------------------
@@ -341,16 +442,21 @@ def restriction(handle: DealHandle, *, tranche: int, sender: str, to: str, units
 
 
 def sign_order(handle: DealHandle, *, seller: str, tranche: int, units: int, price: int, deadline: int,
-               buyer: str | None = None, nonce: int | None = None) -> SignedOrder:
-    """The seller signs an order (its key must be one of the chain's signers)."""
+               buyer: str | None = None, nonce: int | None = None, last_period: int | None = None) -> SignedOrder:
+    """The seller signs an order (its key must be one of the chain's signers). It can be filled
+    until `deadline` and while the deal has run at most `last_period` periods (default: the
+    periods run now, so the next period report ends the order)."""
     if nonce is None:
         nonce = int(handle.chain.call(handle.exchange.functions.nonces(seller)))
+    if last_period is None:
+        last_period = int(handle.chain.call(handle.deal.functions.periodCount()))
     order = SignedOrder(seller=to_checksum_address(seller), tranche=handle.token(tranche).address, units=units,
                         price=price, buyer=to_checksum_address(buyer) if buyer else ZERO_ADDRESS, nonce=nonce,
-                        deadline=deadline, signature=b"")
+                        deadline=deadline, last_period=last_period, signature=b"")
     domain = {"name": "chainabs TrancheExchange", "version": "1", "chainId": handle.chain.chain_id,
               "verifyingContract": handle.exchange.address}
     message = {k: getattr(order, k) for k in ("seller", "tranche", "units", "price", "buyer", "nonce", "deadline")}
+    message["lastPeriod"] = order.last_period
     signed = handle.chain.signer(seller).sign_typed_data(domain, ORDER_TYPES, message)
     values = {f.name: getattr(order, f.name) for f in fields(order)}
     values["signature"] = bytes(signed.signature)
@@ -440,7 +546,9 @@ def _period_result(figures: Any, tranches: Sequence[Any]) -> PeriodResult:
 
 def claim(handle: DealHandle, *, holder: str, sender: str | None = None) -> int:
     """Pay `holder` everything owed across tranches; returns the base units paid (0: nothing
-    owed, no transaction). Only the tranches with something owed are touched."""
+    owed, no transaction). Only the tranches with something owed are touched. The sender is
+    the holder (default) or a paying agent; a frozen, revoked or expired holder is refused
+    (`ClaimRestricted`) and its cash stays held for it."""
     owed = claimable(handle, holder=holder)
     mask = sum(1 << k for k, amount in enumerate(owed) if amount > 0)
     if not mask:
@@ -461,6 +569,12 @@ def holdings(handle: DealHandle, *, holder: str) -> Holding:
     units = tuple(int(chain.call(t.functions.balanceOf(holder))) for t in handle.tokens)
     principal = tuple(int(chain.call(handle.deal.functions.principalOf(k, holder))) for k in range(len(units)))
     return Holding(units=units, principal=principal, claimable=tuple(claimable(handle, holder=holder)))
+
+
+def sweep(handle: DealHandle, *, to: str, salt: bytes = ZERO_SALT) -> AdminCall:
+    """The deal admin's sweep of what no holder is owed once the pool balance is 0 (it ends
+    the deal): schedule it, wait the delay, execute it."""
+    return admin_call(handle, seat="deal", call=handle.deal.functions.sweep(to), salt=salt)
 
 
 def cash_ledger(handle: DealHandle) -> CashLedger:

@@ -42,6 +42,12 @@ from chainabs.errors import DealError, WaterfallError
 BPS = 10_000
 MONTHLY_BPS = 120_000  # an annual rate in bps, applied to one monthly period: 12 * 10,000
 MIN_TRANCHES, MAX_TRANCHES = 2, 5
+# A tranche token can be credited CREDIT_CAPACITY base units in its life (its packed per-unit
+# accounting); a deal is sized so that any one tranche could receive LIFETIME_CASH_MULTIPLE
+# times the pool and the initial reserve (Deal.sol checks the same in its constructor).
+CREDIT_CAPACITY = 2**94 - 1
+LIFETIME_CASH_MULTIPLE = 16
+MAX_FACE = 2**96 - 1  # a tranche's face fits the token's 96-bit balances
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -74,7 +80,9 @@ class DealParams:
         2..5 tranches; every face an int > 0 (the residual too: a holder's principal is
         units * T_k / face_k, so a face of 0 cannot be issued); coupons and all bps in
         0..10000; the residual's coupon 0; names and symbols non-empty and unique;
-        initial_reserve an int >= 0.
+        initial_reserve an int >= 0; every face at most MAX_FACE; and (faces + initial reserve)
+        x LIFETIME_CASH_MULTIPLE within a tranche's CREDIT_CAPACITY, so that no period of a
+        large deal can be refused for overflowing a tranche's accounting.
         """
         tranches = self.tranches
         if not isinstance(tranches, (tuple, list)) or not MIN_TRANCHES <= len(tranches) <= MAX_TRANCHES:
@@ -93,6 +101,8 @@ class DealParams:
                 seen[attr].add(text)
             if not _is_int(t.face) or t.face <= 0:
                 raise DealError(f"{where}.face", f"must be an integer > 0, got {t.face!r}")
+            if t.face > MAX_FACE:
+                raise DealError(f"{where}.face", f"{t.face} units exceed a tranche's largest face, {MAX_FACE}")
             _check_bps(f"{where}.coupon_bps", t.coupon_bps)
         if tranches[-1].coupon_bps != 0:
             raise DealError(f"tranches[{len(tranches) - 1}].coupon_bps", "the residual tranche's coupon must be 0")
@@ -100,6 +110,11 @@ class DealParams:
             _check_bps(name, getattr(self, name))
         if not _is_int(self.initial_reserve) or self.initial_reserve < 0:
             raise DealError("initial_reserve", f"must be an integer >= 0, got {self.initial_reserve!r}")
+        lifetime = (self.initial_balance + self.initial_reserve) * LIFETIME_CASH_MULTIPLE
+        if lifetime > CREDIT_CAPACITY:
+            raise DealError("tranches", f"faces {self.initial_balance} and initial reserve {self.initial_reserve} "
+                                       f"units are too large: {LIFETIME_CASH_MULTIPLE} x their sum is above a "
+                                       f"tranche's lifetime credit capacity of {CREDIT_CAPACITY} units")
 
     @property
     def initial_balance(self) -> int:

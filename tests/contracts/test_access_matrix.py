@@ -4,7 +4,9 @@ the intended role succeeds where a call is cheap to make. A new function without
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +19,20 @@ from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert
 from chainabs.waterfall import DealParams, TrancheSpec
 
-ROLE_ERRORS = {"AccessControlUnauthorizedAccount", "OnlyDeal", "OnlyRegistry", "OwnableUnauthorizedAccount"}
+ROLE_ERRORS = {"AccessControlUnauthorizedAccount", "AccessControlInvalidDefaultAdmin", "OnlyDeal", "OnlyRegistry",
+               "OwnableUnauthorizedAccount", "TimelockUnauthorizedCaller"}
 ANYONE = "anyone"
+HOLDER = "holder or role:PAYING_AGENT"  # the holder itself, or a paying agent on its behalf
+ADMIN_RULES = {  # OpenZeppelin's AccessControlDefaultAdminRules, on Deal, TrancheToken and InvestorRegistry
+    "beginDefaultAdminTransfer(address)": "role:DEFAULT_ADMIN", "cancelDefaultAdminTransfer()": "role:DEFAULT_ADMIN",
+    "changeDefaultAdminDelay(uint48)": "role:DEFAULT_ADMIN", "rollbackDefaultAdminDelay()": "role:DEFAULT_ADMIN",
+    "acceptDefaultAdminTransfer()": "pending admin", "grantRole(bytes32,address)": "role:DEFAULT_ADMIN",
+    "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN", "renounceRole(bytes32,address)": ANYONE,
+}
 
-# contract -> function signature -> who may call it ("role:<NAME>", "deal", "registry" or "anyone";
-# for "anyone" rows the function acts only on the caller's own assets or pays a holder what it is owed).
+# contract -> function signature -> who may call it ("role:<NAME>", "deal", "registry", HOLDER,
+# "pending admin", "timelock itself" or "anyone"; for "anyone" rows the function acts only on the
+# caller's own assets or pays a holder what it is owed).
 MATRIX: dict[str, dict[str, str]] = {
     "LoanToken": {
         "approve(address,uint256)": ANYONE, "setApprovalForAll(address,bool)": ANYONE,
@@ -31,7 +42,8 @@ MATRIX: dict[str, dict[str, str]] = {
         "mintBatch(bytes,bytes32[])": "role:MINTER",
     },
     "LoanPool": {
-        "commitTape(bytes32,uint64,uint128,uint128)": "role:ORIGINATOR", "mintLoans(bytes,bytes32[],bytes32[])": "role:ORIGINATOR",
+        "commitTape(bytes32,uint64,uint128,uint128)": "role:ORIGINATOR",
+        "mintLoans(bytes,bytes32[],bytes32[])": "role:ORIGINATOR", "pledge(address)": "role:ORIGINATOR",
         "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
         "renounceRole(bytes32,address)": ANYONE,
     },
@@ -42,28 +54,44 @@ MATRIX: dict[str, dict[str, str]] = {
         "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
     },
     "InvestorRegistry": {
-        "attachToken(address)": "role:DEFAULT_ADMIN", "revokeInvestors(address[])": "role:COMPLIANCE",
+        **ADMIN_RULES,
+        "attachToken(address)": "role:COMPLIANCE", "revokeInvestors(address[])": "role:COMPLIANCE",
         "setFrozen(address[],bool)": "role:COMPLIANCE", "setInvestors(address[],uint40[],uint16[])": "role:COMPLIANCE",
-        "sync(address[])": ANYONE, "renounceRole(bytes32,address)": ANYONE,
-        "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
+        "sync(address[])": ANYONE,
     },
     "TrancheToken": {
+        **ADMIN_RULES,
         "approve(address,uint256)": ANYONE, "transfer(address,uint256)": ANYONE,
-        "transferFrom(address,address,uint256)": ANYONE, "renounceRole(bytes32,address)": ANYONE,
+        "transferFrom(address,address,uint256)": ANYONE,
         "distribute(uint256)": "deal", "mint(address,uint256)": "deal", "mintBatch(address[],uint256[])": "deal",
-        "redeem(address)": "deal", "mirrorEligibility(address[],uint256[])": "registry",
+        "mintUnsold(address,uint256)": "deal", "redeem(address)": "deal",
+        "mirrorEligibility(address[],uint256[])": "registry",
         "forcedTransfer(address,address,uint256)": "role:AGENT", "pause()": "role:AGENT", "unpause()": "role:AGENT",
-        "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
     },
     "Deal": {
+        **ADMIN_RULES,
         "allocate(uint256,address[],uint256[])": "role:OPERATOR", "open()": "role:OPERATOR", "close()": "role:OPERATOR",
         "postReport(uint64,uint256,uint256,uint256,uint256,uint256,bytes32,uint64)": "role:SERVICER",
-        "setFeeRecipient(address)": "role:DEFAULT_ADMIN", "subscribe(uint256,uint256)": ANYONE,
-        "claim()": ANYONE, "claimFor(address)": ANYONE, "claimTranches(address,uint256)": ANYONE,
+        "setFeeRecipient(address)": "role:DEFAULT_ADMIN", "sweep(address)": "role:DEFAULT_ADMIN",
+        "subscribe(uint256,uint256)": ANYONE, "claim()": ANYONE,
+        "claimFor(address)": HOLDER, "claimTranches(address,uint256)": HOLDER,
+    },
+    "TrancheExchange": {"cancelOrder(uint256)": ANYONE,
+                        "fillOrder((address,address,uint256,uint256,address,uint256,uint256,uint256),bytes)": ANYONE},
+    "AdminTimelock": {
+        "schedule(address,uint256,bytes,bytes32,bytes32,uint256)": "role:PROPOSER",
+        "scheduleBatch(address[],uint256[],bytes[],bytes32,bytes32,uint256)": "role:PROPOSER",
+        "cancel(bytes32)": "role:CANCELLER",
+        "execute(address,uint256,bytes,bytes32,bytes32)": "role:EXECUTOR",
+        "executeBatch(address[],uint256[],bytes[],bytes32,bytes32)": "role:EXECUTOR",
+        "updateDelay(uint256)": "timelock itself",
         "grantRole(bytes32,address)": "role:DEFAULT_ADMIN", "revokeRole(bytes32,address)": "role:DEFAULT_ADMIN",
         "renounceRole(bytes32,address)": ANYONE,
+        # token-receiver hooks: they only return their selector
+        "onERC721Received(address,address,uint256,bytes)": ANYONE,
+        "onERC1155Received(address,address,uint256,uint256,bytes)": ANYONE,
+        "onERC1155BatchReceived(address,address,uint256[],uint256[],bytes)": ANYONE,
     },
-    "TrancheExchange": {"cancelOrder(uint256)": ANYONE, "fillOrder((address,address,uint256,uint256,address,uint256,uint256),bytes)": ANYONE},
 }
 
 
@@ -105,15 +133,26 @@ def _dummy(p: dict[str, Any], who: str) -> Any:
 def contracts(session_chain: EmbeddedChain, core: Manifest) -> Iterator[dict[str, Any]]:
     chain = session_chain
     base = chain.snapshot()
-    admin = chain.accounts[0]
-    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000_000])
+    a = chain.accounts
+    roles = D.DealRoles(admin=a[0], token_admin=a[1], registry_admin=a[2], operator=a[3], servicer=a[4],
+                        originator=a[5], fee_recipient=a[4], compliance=a[6], agent=a[7])
+    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000_000], originator=roles.originator)
     params = DealParams(tranches=(TrancheSpec("A", "A", 900_000, 400), TrancheSpec("C", "C", 100_000, 0)),
                         servicer_fee_bps=100, reserve_target_bps=100, initial_reserve=0, default_trigger_bps=500)
-    handle = D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, roles=D.DealRoles.single(admin))
+    handle = D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, roles=roles)
     yield {"LoanToken": chain.contract("LoanToken", core.contracts["LoanToken"]), "LoanPool": pool,
            "SettlementToken": handle.settlement, "InvestorRegistry": handle.registry, "TrancheToken": handle.tokens[0],
-           "Deal": handle.deal, "TrancheExchange": handle.exchange}
+           "Deal": handle.deal, "TrancheExchange": handle.exchange, "AdminTimelock": handle.timelocks["deal"],
+           "handle": handle}
     chain.revert(base)
+
+
+@pytest.fixture
+def deal(contracts: dict[str, Any], session_chain: EmbeddedChain) -> Iterator[D.DealHandle]:
+    """The module's deal (offering pending, pool pledged), reverted after the test."""
+    snap = session_chain.snapshot()
+    yield contracts["handle"]
+    session_chain.revert(snap)
 
 
 def test_every_mutating_function_has_a_row() -> None:
@@ -126,11 +165,32 @@ def test_every_mutating_function_has_a_row() -> None:
 def test_a_stranger_is_refused(contracts: dict[str, Any], session_chain: EmbeddedChain, name: str, signature: str) -> None:
     chain = session_chain
     stranger = chain.accounts[9]
+    # a HOLDER row is open to the holder itself: the stranger asks for someone else
+    who = chain.accounts[8] if MATRIX[name][signature] == HOLDER else stranger
     item = next(i for i in _mutating(name) if _sig(i) == signature)
-    fn = contracts[name].get_function_by_signature(signature)(*[_dummy(p, stranger) for p in item["inputs"]])
+    fn = contracts[name].get_function_by_signature(signature)(*[_dummy(p, who) for p in item["inputs"]])
     with pytest.raises(ContractRevert) as info:
         chain.send(fn, sender=stranger)
     assert info.value.name in ROLE_ERRORS, (signature, info.value)
+
+
+def _role(role: str) -> bytes:
+    return b"\x00" * 32 if role == "DEFAULT_ADMIN" else keccak(text=f"{role}_ROLE")
+
+
+def _after_delay(chain: EmbeddedChain, call: D.AdminCall) -> None:
+    chain.time_travel(call.ready_at() + 10)
+
+
+def _through_timelock(handle: D.DealHandle, seat: str, fn: Any) -> Any:
+    """Schedule `fn` on `seat`'s timelock, wait the delay, run it."""
+    call = D.admin_call(handle, seat=seat, call=fn)
+    call.schedule()
+    _after_delay(handle.chain, call)
+    return call.execute()
+
+
+SEAT = {"Deal": "deal", "TrancheToken": "tokens", "InvestorRegistry": "registry"}
 
 
 @pytest.mark.parametrize("name,signature,role", [
@@ -140,17 +200,174 @@ def test_a_stranger_is_refused(contracts: dict[str, Any], session_chain: Embedde
     ("Deal", "open()", "OPERATOR"),
     ("LoanToken", "grantRole(bytes32,address)", "DEFAULT_ADMIN"),
 ])
-def test_the_intended_role_succeeds(contracts: dict[str, Any], session_chain: EmbeddedChain, name: str,
-                                    signature: str, role: str) -> None:
-    chain = session_chain
-    snap = chain.snapshot()
-    try:
-        holder = chain.accounts[8]
-        contract = contracts[name]
-        role_id = b"\x00" * 32 if role == "DEFAULT_ADMIN" else keccak(text=f"{role}_ROLE")
-        chain.send(contract.functions.grantRole(role_id, holder), sender=chain.accounts[0])
-        item = next(i for i in _mutating(name) if _sig(i) == signature)
-        args = [_dummy(p, holder) for p in item["inputs"]]
-        assert chain.send(contract.get_function_by_signature(signature)(*args), sender=holder).receipt["status"] == 1
-    finally:
-        chain.revert(snap)
+def test_the_intended_role_succeeds(contracts: dict[str, Any], deal: D.DealHandle, name: str, signature: str,
+                                    role: str) -> None:
+    """The role is granted as the contract's admin grants it (through its seat's timelock
+    where there is one), then the call succeeds for its new holder."""
+    chain = deal.chain
+    holder = chain.accounts[8]
+    contract = contracts[name]
+    grant = contract.functions.grantRole(_role(role), holder)
+    if name in SEAT:
+        _through_timelock(deal, SEAT[name], grant)
+    else:
+        chain.send(grant, sender=chain.accounts[0])
+    item = next(i for i in _mutating(name) if _sig(i) == signature)
+    args = [_dummy(p, holder) for p in item["inputs"]]
+    assert chain.send(contract.get_function_by_signature(signature)(*args), sender=holder).receipt["status"] == 1
+
+
+# -- each statement of SECURITY.md's role table ---------------------------------------------------
+
+def _refused(thunk: Any) -> ContractRevert:
+    with pytest.raises(ContractRevert) as info:
+        thunk()
+    return info.value
+
+
+@pytest.mark.parametrize("seat,name,role", [("deal", "Deal", "SERVICER"), ("tokens", "TrancheToken", "AGENT"),
+                                            ("registry", "InvestorRegistry", "COMPLIANCE")])
+def test_R1_R2_every_role_change_waits_for_its_seats_timelock(contracts: dict[str, Any], deal: D.DealHandle,
+                                                              seat: str, name: str, role: str) -> None:
+    """R1, R2: the seat's admin is its own timelock; the proposer's key cannot grant directly; a
+    scheduled grant is public (CallScheduled) and runs only after the delay."""
+    chain, contract = deal.chain, contracts[name]
+    timelock = deal.timelocks[seat]
+    proposer = deal.roles.proposer(seat)
+    assert chain.call(contract.functions.defaultAdmin()) == timelock.address
+    assert chain.call(timelock.functions.getMinDelay()) == D.ADMIN_DELAY
+    assert len({t.address for t in deal.timelocks.values()}) == 3  # separate admins per contract
+    newcomer = chain.accounts[8]
+    grant = contract.functions.grantRole(_role(role), newcomer)
+    assert _refused(lambda: chain.send(grant, sender=proposer)).name == "AccessControlUnauthorizedAccount"
+    call = D.admin_call(deal, seat=seat, call=grant)
+    sent = call.schedule()
+    (event,) = timelock.events.CallScheduled().process_receipt(sent.receipt)
+    assert event["args"]["delay"] == D.ADMIN_DELAY and event["args"]["target"] == contract.address
+    assert _refused(call.execute).name == "TimelockUnexpectedOperationState"  # not yet
+    chain.time_travel(call.ready_at() - 60)
+    assert _refused(call.execute).name == "TimelockUnexpectedOperationState"  # a minute early
+    assert _refused(lambda: call.execute(sender=chain.accounts[9])).name == "AccessControlUnauthorizedAccount"
+    chain.time_travel(call.ready_at() + 10)
+    call.execute()
+    assert chain.call(contract.functions.hasRole(_role(role), newcomer))
+
+
+def test_R3_the_deal_admin_has_no_power_over_tokens_or_registry(contracts: dict[str, Any], deal: D.DealHandle) -> None:
+    """R3: neither the deal's timelock nor its proposer holds or can grant a role on the tranche
+    tokens or the registry, so it can neither force-transfer, pause, freeze nor register."""
+    chain = deal.chain
+    deal_admin = deal.timelocks["deal"].address
+    for contract, role in ((deal.tokens[0], "AGENT"), (deal.tokens[1], "AGENT"), (deal.registry, "COMPLIANCE")):
+        for who in (deal_admin, deal.roles.admin):
+            for r in ("DEFAULT_ADMIN", role):
+                assert not chain.call(contract.functions.hasRole(_role(r), who))
+        grant = contract.functions.grantRole(_role(role), deal.roles.admin)
+        err = _refused(lambda: _through_timelock(deal, "deal", grant))
+        assert err.name == "AccessControlUnauthorizedAccount" and err.args_["account"].lower() == deal_admin.lower()
+    a = deal.roles.admin
+    token = deal.tokens[0]
+    for fn in (token.functions.forcedTransfer(a, a, 0), token.functions.pause(),
+               deal.registry.functions.setFrozen([a], True), deal.registry.functions.setInvestors([a], [2**39], [840])):
+        assert _refused(lambda: chain.send(fn, sender=a)).name == "AccessControlUnauthorizedAccount"
+
+
+def test_R4_the_deal_admin_can_only_grant_set_the_fee_recipient_and_sweep() -> None:
+    """R4: the Deal functions open to DEFAULT_ADMIN are role grants, the admin handover, the fee
+    recipient and the sweep; none touches an entitlement or the reserve (the sweep's amount is
+    tested in test_deal_security: it leaves reserve and everything owed)."""
+    admin_rows = {s for s, who in MATRIX["Deal"].items() if who == "role:DEFAULT_ADMIN"}
+    assert admin_rows == {s for s, w in ADMIN_RULES.items() if w == "role:DEFAULT_ADMIN"} | {
+        "setFeeRecipient(address)", "sweep(address)"}
+
+
+@pytest.mark.parametrize("name", ["Deal", "TrancheToken", "InvestorRegistry"])
+def test_R5_one_admin_per_seat_handed_over_only_after_the_delay(contracts: dict[str, Any], deal: D.DealHandle,
+                                                                 name: str) -> None:
+    """R5: DEFAULT_ADMIN cannot be granted (a second admin); a handover is begun by the seat
+    (through its timelock), waits defaultAdminDelay, and is accepted by the new admin."""
+    chain, contract = deal.chain, contracts[name]
+    seat = SEAT[name]
+    newcomer = chain.accounts[8]
+    assert chain.call(contract.functions.defaultAdminDelay()) == D.ADMIN_DELAY
+    second_admin = contract.functions.grantRole(_role("DEFAULT_ADMIN"), newcomer)
+    err = _refused(lambda: _through_timelock(deal, seat, second_admin))
+    assert err.name == "AccessControlEnforcedDefaultAdminRules"
+    _through_timelock(deal, seat, contract.functions.beginDefaultAdminTransfer(newcomer))
+    _, schedule = chain.call(contract.functions.pendingDefaultAdmin())
+    accept = contract.functions.acceptDefaultAdminTransfer()
+    assert _refused(lambda: chain.send(accept, sender=newcomer)).name == "AccessControlEnforcedDefaultAdminDelay"
+    chain.time_travel(schedule + 10)
+    chain.send(accept, sender=newcomer)
+    assert chain.call(contract.functions.defaultAdmin()) == newcomer
+
+
+def test_R5_the_delay_has_a_floor(chain: EmbeddedChain, core: Manifest) -> None:
+    """R5: a deal (and so its tokens) or a registry cannot be deployed with an admin delay
+    under a day."""
+    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000])
+    params = DealParams(tranches=(TrancheSpec("A", "A", 900, 400), TrancheSpec("C", "C", 100, 0)),
+                        servicer_fee_bps=0, reserve_target_bps=0, initial_reserve=0, default_trigger_bps=0)
+    admin = chain.accounts[0]
+    registry = chain.deploy("InvestorRegistry", admin, 86_400, admin, sender=admin).address
+    err = _refused(lambda: D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, registry=registry,
+                                         roles=D.DealRoles.single(admin), admin_delay=86_399))
+    assert err.name == "InvalidParameter" and err.args_ == {"field": "adminDelay", "value": 86_399}
+    err = _refused(lambda: chain.deploy("InvestorRegistry", admin, 86_399, admin, sender=admin))
+    assert (err.name, err.args_) == ("AdminDelayTooShort", {"delay": 86_399})
+
+
+def test_R6_R7_operator_and_servicer_act_only_in_their_lane(deal: D.DealHandle) -> None:
+    """R6, R7: the operator cannot post a report; the servicer, the admins and the agent cannot
+    open, allocate or close."""
+    chain, r = deal.chain, deal.roles
+    report = deal.deal.functions.postReport(1, 0, 0, 0, 0, 1_000_000, b"\x01" * 32, 1)
+    for who in (r.operator, r.admin, r.token_admin, r.agent, r.compliance):
+        assert _refused(lambda: chain.send(report, sender=who)).name == "AccessControlUnauthorizedAccount"
+    for who in (r.servicer, r.admin, r.token_admin, r.registry_admin, r.agent):
+        err = _refused(lambda: chain.send(deal.deal.functions.open(), sender=who))
+        assert err.name == "AccessControlUnauthorizedAccount"
+    assert D.open_offering(deal).receipt["status"] == 1
+
+
+def test_R8_only_the_holder_or_a_paying_agent_triggers_a_claim(deal: D.DealHandle) -> None:
+    """R8: claimFor / claimTranches for another holder need PAYING_AGENT (held by the operator)."""
+    chain, r = deal.chain, deal.roles
+    holder = chain.accounts[8]
+    assert chain.call(deal.deal.functions.hasRole(_role("PAYING_AGENT"), r.operator))
+    for who in (r.admin, r.servicer, r.agent, chain.accounts[9]):
+        err = _refused(lambda: chain.send(deal.deal.functions.claimFor(holder), sender=who))
+        assert err.name == "AccessControlUnauthorizedAccount"
+    for who in (holder, r.operator):  # allowed: nothing is owed yet
+        assert _refused(lambda: chain.send(deal.deal.functions.claimFor(holder), sender=who)).name == "NothingToClaim"
+
+
+def test_R9_R10_R12_agent_and_compliance_cannot_mint_credit_redeem_or_mirror(deal: D.DealHandle) -> None:
+    """R9, R10, R12: the deal's hooks on a tranche token refuse the agent, compliance and the
+    admins; the eligibility mirror refuses everyone but the registry."""
+    chain, r = deal.chain, deal.roles
+    f = deal.tokens[0].functions
+    hooks = (f.mint(r.agent, 1), f.mintBatch([r.agent], [1]), f.mintUnsold(r.agent, 1), f.distribute(1),
+             f.redeem(r.agent))
+    for who in (r.agent, r.compliance, r.admin, r.token_admin):
+        for fn in hooks:
+            assert _refused(lambda: chain.send(fn, sender=who)).name == "OnlyDeal"
+        err = _refused(lambda: chain.send(f.mirrorEligibility([who], [2**39]), sender=who))
+        assert err.name == "OnlyRegistry"
+
+
+def test_R11_a_pool_is_pledged_once(contracts: dict[str, Any], deal: D.DealHandle) -> None:
+    """R11: the pool names this deal; pledging it again (to anything) is refused."""
+    chain, pool = deal.chain, contracts["LoanPool"]
+    assert chain.call(pool.functions.deal()) == deal.deal.address
+    err = _refused(lambda: chain.send(pool.functions.pledge(deal.deal.address), sender=deal.roles.originator))
+    assert err.name == "AlreadyPledged"
+
+
+def test_every_role_statement_of_security_md_has_a_test() -> None:
+    """SECURITY.md's role statements are numbered [R1]..; each number is checked by a test here."""
+    text = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    stated = {int(n) for n in re.findall(r"\[R(\d+)\]", text)}
+    tested = {int(n) for name in globals() for prefix in re.findall(r"^test_((?:R\d+_)+)", name)
+              for n in re.findall(r"R(\d+)", prefix)}
+    assert stated and stated <= tested, f"statements without a test: {sorted(stated - tested)}"

@@ -1,10 +1,14 @@
 """Stateful property tests: a Hypothesis state machine drives one deployed deal on the embedded
-chain through random subscriptions, closings, transfers, exchange trades, forced transfers,
-freezes, registrations and revocations, pauses, time travel past eligibility dates, period
-reports (zero collections, total defaults, recoveries, refused reports) and claims. After every
-step the whole deal is read back and six invariants are checked against the machine's model:
+chain through random subscriptions, closings (whatever the pauses and the originator's status),
+transfers, exchange trades (some signed for a period already past), forced transfers (which
+carry the sender's unclaimed cash with the units), freezes, registrations and revocations (a
+freeze survives them), pauses, time travel past eligibility dates, period reports (zero
+collections, total defaults, recoveries, refused reports), claims (refused to frozen, revoked or
+expired holders and to callers other than the holder or the paying agent) and, once the pool is
+paid down, the admin's sweep through its timelock (which ends the deal). After every step the
+whole deal is read back and six invariants are checked against the machine's model:
 
-- cash: the deal holds exactly reserve + owed + dust; paid = claimed + owed + dust per tranche;
+- cash: the deal holds exactly reserve + owed + dust - swept; paid = claimed + owed + dust per tranche;
   every tracked wallet's settlement balance is what the model says;
 - units: holders' units add up to each tranche's totalSupply, holder by holder as modelled;
 - claims: what holders can claim (exactly the TrancheToken entitlement rule) plus what they
@@ -49,6 +53,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from chainabs import deal as D
 from chainabs.chain import GWEI, EmbeddedChain
@@ -130,7 +135,7 @@ def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Iterator[Env]:
     boss, fee_to, originator = a[0], a[1], a[2]
     roles = D.DealRoles(admin=boss, operator=boss, servicer=boss, originator=originator, fee_recipient=fee_to,
                         compliance=boss, agent=boss)
-    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[400_000, 600_003])
+    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[400_000, 600_003], originator=originator)
     h = D.deploy_deal(chain, manifest=core, pool=pool.address, params=PARAMS, roles=roles)
     wallets = tuple(a[2:8])
     chain.send(h.settlement.functions.mint(boss, 10**24), sender=core.deployer)
@@ -162,7 +167,7 @@ def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Iterator[Env]:
     calls["held"] = (h.settlement, "balanceOf", (h.deal.address,))
     calls["ledger"] = (h.deal, "cashLedger", ())
     for name in ("phase", "periodCount", "poolBalance", "unpaidFee", "reserve", "cumulativeDefaults",
-                 "triggerBreached"):
+                 "triggerBreached", "swept"):
         calls[name] = (h.deal, name, ())
     env = Env(chain=chain, h=h, wallets=wallets, initial_until=until,
               start_cash=tuple(chain.call(h.settlement.functions.balanceOf(w)) for w in wallets),
@@ -236,6 +241,7 @@ class DealMachine(RuleBasedStateMachine):
         self.paused = [False] * N
         self.state = DealState.offering(PARAMS)
         self.claimed = [0] * N
+        self.swept = 0
         self.cash = dict(zip(self.w, env.start_cash, strict=True))
         self.cash[env.fee_recipient] = env.chain.call(self.h.settlement.functions.balanceOf(env.fee_recipient))
         self.before = [dict(u) for u in self.units]
@@ -326,14 +332,12 @@ class DealMachine(RuleBasedStateMachine):
         self.cash[self.originator] += units
 
     def _close(self) -> None:
+        """Closing is never blocked by a pause or the originator's status: the unsold units go
+        to the originator whatever they are."""
         unsold = [PARAMS.tranches[k].face - self.issued[k] for k in range(N)]
-        codes = [self._code(k, None, self.originator, forced=True, mint=True) for k in range(N) if unsold[k]]
-        code = next((c for c in codes if c), 0)
-        if code:
-            err = self._refused(self.h.deal.functions.close(), self.h.roles.operator)
-            assert (err.name, err.args_) == ("TransferRestricted", {"code": code})
-            return
-        self._done("close")
+        blocked_before = any(unsold[k] and self._code(k, None, self.originator, forced=True, mint=True)
+                             for k in range(N))
+        self._done("close while paused or the originator ineligible" if blocked_before else "close")
         D.close(self.h)
         self.phase = "closed"
         self.state = DealState.initial(PARAMS)
@@ -390,18 +394,23 @@ class DealMachine(RuleBasedStateMachine):
             self._move(k, src, dst, units)
 
     @rule(k=tranche_ix, i=wallet_ix, j=wallet_ix, per_mille=amount, price=st.integers(0, 2_000_000),
-          open_order=st.booleans())
-    def trade(self, k: int, i: int, j: int, per_mille: int, price: int, open_order: bool) -> None:
+          open_order=st.booleans(), stale=st.booleans())
+    def trade(self, k: int, i: int, j: int, per_mille: int, price: int, open_order: bool, stale: bool) -> None:
         """The seller signs an exchange order, the buyer fills it: units and price swap
-        atomically, or (restricted, short) neither moves."""
+        atomically, or (restricted, short, signed for a period already past) neither moves."""
         self._step()
         seller, buyer = self.w[i], self.w[j]
         units = self._units_for(k, seller, per_mille)
+        stale = stale and self.state.period > 0
+        last = self.state.period - 1 if stale else self.state.period
         order = D.sign_order(self.h, seller=seller, tranche=k, units=units, price=price, deadline=FAR_DEADLINE,
-                             buyer=None if open_order else buyer)
+                             buyer=None if open_order else buyer, last_period=last)
         fn = self.h.exchange.functions.fillOrder(order.as_tuple(), order.signature)
         code = self._code(k, seller, buyer, forced=False)
-        if code:
+        if stale:
+            err = self._refused(fn, buyer)
+            assert (err.name, err.args_) == ("OrderPeriodPassed", {"lastPeriod": last, "current": self.state.period})
+        elif code:
             err = self._refused(fn, buyer)
             assert (err.name, err.args_) == ("TransferRestricted", {"code": code})
         elif units > self.units[k][seller]:
@@ -429,8 +438,10 @@ class DealMachine(RuleBasedStateMachine):
             assert self._refused(fn, self.h.roles.agent).name == "ERC20InsufficientBalance"
         else:
             self._done("forcedTransfer")
-            D.forced_transfer(self.h, tranche=k, from_=src, to=dst, units=units)
-            self._move(k, src, dst, units)
+            sent = D.forced_transfer(self.h, tranche=k, from_=src, to=dst, units=units)
+            moved = self.book.move(k, src, dst, units, forced=True)  # the unclaimed cash goes along, pro rata
+            events = self.h.token(k).events.EntitlementMoved().process_receipt(sent.receipt, errors=DISCARD)
+            assert [e["args"]["amount"] for e in events] == ([moved] if moved else [])
 
     # -- compliance and the clock ----------------------------------------------------------------
 
@@ -451,10 +462,10 @@ class DealMachine(RuleBasedStateMachine):
 
     @rule(i=wallet_ix)
     def revoke(self, i: int) -> None:
+        """Revoke an investor; a freeze stays (only an unfreeze lifts it)."""
         self._step()
         D.revoke_investors(self.h, investors=[self.w[i]])
         self.until[self.w[i]] = 0
-        self.frozen[self.w[i]] = False
 
     @rule(days=st.sampled_from([1, 7, 19, 45, 120]))
     def time_travel(self, days: int) -> None:
@@ -475,6 +486,35 @@ class DealMachine(RuleBasedStateMachine):
     def report(self, kind: str, x: int, y: int) -> None:
         self._step()
         self._period(kind, x, y)
+
+    @precondition(lambda self: self.phase in ("closed", "ended"))
+    @rule()
+    def sweep(self) -> None:
+        """The deal's admin sweeps through its timelock: refused while the pool balance is not
+        0; otherwise it ends the deal (no more reports) and takes exactly what no holder is owed."""
+        self._step()
+        v = self.env.views.read()
+        to = self.env.fee_recipient
+        call = D.sweep(self.h, to=to, salt=self.steps.to_bytes(32, "big"))
+        call.schedule()
+        self.chain.time_travel(call.ready_at() + 10)
+        if self.state.pool_balance:
+            execute = call.timelock.functions.execute(call.target, 0, call.data, D.ZERO_SALT, call.salt)
+            err = self._refused(execute, self.h.roles.admin)
+            assert (err.name, err.args_) == ("DealNotEnded", {"poolBalance": self.state.pool_balance})
+            return
+        owed = sum(v["ledger"][2])
+        expected = v["held"] - v["reserve"] - owed
+        sent = call.execute()
+        (event,) = self.h.deal.events.Swept().process_receipt(sent.receipt, errors=DISCARD)
+        assert event["args"]["amount"] == expected >= 0
+        self._done("sweep")
+        self.phase = "ended"
+        self.swept += expected
+        self.cash[to] += expected
+        number = self.state.period + 1
+        err = self._refused(self.h.deal.functions.postReport(number, 0, 0, 0, 0, 0, ROOT, 1), self.h.roles.servicer)
+        assert err.name == "WrongPhase"
 
     def _period(self, kind: str, x: int, y: int) -> None:
         """A period report: the chain must split it exactly as the model, field by field; a
@@ -508,21 +548,34 @@ class DealMachine(RuleBasedStateMachine):
         for k, t in enumerate(expected.tranches):
             self.book.credit(k, t.cash_paid)
 
-    @rule(i=wallet_ix, by_other=st.booleans(), owed_only=st.booleans())
-    def claim(self, i: int, by_other: bool, owed_only: bool) -> None:
-        """A holder (or anyone for it) claims: exactly the whole base units of its entitlement,
-        whatever its eligibility; nothing owed is refused by name. `owed_only` picks among the
-        wallets owed something, when there are any."""
+    @rule(i=wallet_ix, caller=st.sampled_from(["holder", "paying agent", "other"]), owed_only=st.booleans())
+    def claim(self, i: int, caller: str, owed_only: bool) -> None:
+        """A holder (or the paying agent for it) claims exactly the whole base units of its
+        entitlement; nothing owed is refused by name; a frozen, revoked or expired holder is
+        refused (its cash stays), and so is any other caller. `owed_only` picks among the wallets
+        owed something, when there are any."""
         self._step()
         owing = [w for w in self.w if any(self.ent[k][w] >= M for k in range(N))]
         who = owing[i % len(owing)] if owed_only and owing else self.w[i]
         owed = [self.ent[k][who] // M for k in range(N)]
+        mask = sum(1 << k for k in range(N) if owed[k])
+        if caller == "other":
+            other = self.w[(self.w.index(who) + 1) % len(self.w)]
+            err = self._refused(self.h.deal.functions.claimTranches(who, mask or 1), other)
+            assert err.name == "AccessControlUnauthorizedAccount"
+            return
         if not sum(owed):
             err = self._refused(self.h.deal.functions.claim(), who)
             assert err.name == "NothingToClaim"
             return
+        sender = self.h.roles.operator if caller == "paying agent" else who
+        if not self._eligible(who, _now(self.chain)):
+            err = self._refused(self.h.deal.functions.claimTranches(who, mask), sender)
+            code = 4 if self.frozen[who] else 2
+            assert (err.name, err.args_) == ("ClaimRestricted", {"holder": who.lower(), "code": code})
+            return
         self._done("claim")
-        got = D.claim(self.h, holder=who, sender=self.h.roles.admin if by_other else who)
+        got = D.claim(self.h, holder=who, sender=sender)
         assert got == sum(owed)
         for k in range(N):
             self.ent[k][who] -= owed[k] * M
@@ -536,7 +589,8 @@ class DealMachine(RuleBasedStateMachine):
         self._check()
         v = self._view()
         paid, claimed, owed, dust = v["ledger"]
-        assert v["held"] == v["reserve"] + sum(owed) + sum(dust)
+        assert v["held"] + v["swept"] == v["reserve"] + sum(owed) + sum(dust)
+        assert v["swept"] == self.swept
         for k in range(N):
             assert paid[k] == claimed[k] + owed[k] + dust[k]
         assert list(paid) == self.paid and list(claimed) == self.claimed
@@ -643,7 +697,7 @@ def test_each_invariant_catches_what_it_guards(deal_env: Env) -> None:
     boss = h.roles.admin
     try:
         machine.offering(subs=[(1, 0, 500), (2, 1, 1_000)], close_now=True, reports=[("normal", 123_456, 654_321)])
-        machine.claim(i=1, by_other=False, owed_only=False)
+        machine.claim(i=1, caller="holder", owed_only=False)
         assert _failing(machine) == {}
 
         def on_chain(change: Callable[[], object]) -> dict[str, str]:

@@ -42,7 +42,8 @@ def constructor_terms(chain: Chain, tx_hash: str) -> DealParams | None:
         return None
     ctor = next(item for item in artifact["abi"] if item["type"] == "constructor")
     try:
-        _, _, _, tranches, parameters, _ = abi_decode([collapse_if_tuple(p) for p in ctor["inputs"]], data[len(code):])
+        args = abi_decode([collapse_if_tuple(p) for p in ctor["inputs"]], data[len(code):])
+        tranches, parameters = args[3], args[4]  # (settlement, pool, registry, tranches, parameters, ...)
     except Exception:  # malformed arguments: not a deployment we can read
         return None
     return DealParams(tranches=tuple(TrancheSpec(name=n, symbol=s, face=int(f), coupon_bps=int(c))

@@ -60,6 +60,11 @@ class TokenBook:
                                           f"expected {expected}")
         self.points, self.carry, self.paid = points, carry, self.paid + cash
 
+    def move_entitlement(self, sender: str, receiver: str, amount: int) -> None:
+        """A forced transfer's EntitlementMoved: `amount` (1/MAGNITUDE units) changes hands."""
+        self.corrections[sender] = self.corrections.get(sender, 0) - amount
+        self.corrections[receiver] = self.corrections.get(receiver, 0) + amount
+
     def claim(self, holder: str, amount: int) -> None:
         self.corrections[holder] = self.corrections.get(holder, 0) - amount * MAGNITUDE
         self.claimed += amount
@@ -82,6 +87,8 @@ def replay_tokens(ev: DealEvents, upto: int | None = None) -> list[TokenBook]:
             book.distribute(int(a["cash"]), int(a["pointsPerUnit"]), int(a["carry"]))
         elif e.name == "Claimed":
             book.claim(str(a["holder"]), int(a["amount"]))
+        elif e.name == "EntitlementMoved":
+            book.move_entitlement(str(a["from"]), str(a["to"]), int(a["amount"]))
     return [books[t] for t in ev.tokens]
 
 
@@ -130,7 +137,7 @@ def check_registry(handle: deals.DealHandle, ev: DealEvents) -> Check:
             if e.name == "InvestorSet" and rec is not None:
                 rec[0], rec[1] = int(e.args["eligibleUntil"]), int(e.args["jurisdiction"])
             elif e.name == "InvestorRevoked" and rec is not None:
-                rec[:] = [0, 0, False]
+                rec[0], rec[1] = 0, 0  # a freeze survives a revoke
             elif e.name == "InvestorFrozen" and rec is not None:
                 rec[2] = bool(e.args["frozen"])
         elif e.address in ev.tokens and e.name == "Transfer":

@@ -83,19 +83,22 @@ def check_cash(handle: deals.DealHandle, ev: DealEvents, periods: list[tuple[Cha
     collected = sum(r.interest_collected + r.principal_collected + r.recoveries for _, r in periods)
     fees = sum(r.fee_paid for _, r in periods)
     claimed = sum(b.claimed for b in books)
-    flows = Check("cash: settlement flows into and out of the deal equal reserve + collections and fees + claims",
-                  moved_in == reserve_funded + collected and moved_out == fees + claimed,
+    swept = sum(int(e.args["amount"]) for e in ev.named("Swept", ev.deal))
+    flows = Check("cash: settlement flows into and out of the deal equal reserve + collections and fees + "
+                  "claims + sweeps",
+                  moved_in == reserve_funded + collected and moved_out == fees + claimed + swept,
                   {"in": moved_in, "reserve funded": reserve_funded, "collections": collected,
-                   "out": moved_out, "fees": fees, "claims": claimed})
+                   "out": moved_out, "fees": fees, "claims": claimed, "swept": swept})
 
     reserve = periods[-1][1].reserve_end if periods else reserve_funded
     unclaimed = sum(b.paid - b.claimed for b in books)
     balance = int(handle.chain.call(handle.settlement.functions.balanceOf(handle.deal.address), block=ev.head))
     dust = handle.chain.call(handle.deal.functions.cashLedger(), block=ev.head)[3]
-    held = Check("cash: deal balance (from events and on chain) = reserve + paid not yet claimed (dust included)",
-                 moved_in - moved_out == balance == reserve + unclaimed,
+    held = Check("cash: deal balance (from events and on chain) = reserve + paid not yet claimed (dust included)"
+                 " - swept",
+                 moved_in - moved_out == balance == reserve + unclaimed - swept,
                  {"from events": moved_in - moved_out, "on chain": balance, "reserve": reserve,
-                  "unclaimed": unclaimed, "dust": sum(dust)})
+                  "unclaimed": unclaimed, "dust": sum(dust), "swept": swept})
 
     broken = []
     for _, r in periods:

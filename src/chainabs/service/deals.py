@@ -120,8 +120,8 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool: str | None = None) ->
 
     Once the registry, deal and exchange are deployed their addresses are kept in
     `<slug>.json.partial`; a run after an interruption finishes that deal (attaching the tokens,
-    registering the originator, opening the offering as far as not done) instead of deploying
-    another. The deal file `<slug>.json` is written last.
+    pledging the pool, registering the originator, opening the offering as far as not done)
+    instead of deploying another. The deal file `<slug>.json` is written last.
     """
     data = DataDir(ctx.data_dir)
     files = find_pool(data, pool or dealfile.pool.name)
@@ -148,6 +148,7 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool: str | None = None) ->
         data.write_partial_deal(pool_slug, PartialDeal(contracts=handle.addresses, roles=asdict(handle.roles)))
     roles = handle.roles
     deals.attach_tokens(handle)
+    deals.pledge_pool(handle)
     if not deals.is_eligible(handle, investor=roles.originator):
         deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
     if deals.phase(handle) == "pending":

@@ -21,6 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 ACCEPTED = ROOT / "security" / "slither-accepted.json"
+NOT_DEPLOYED = ("contracts/bench/", "contracts/test/")  # benchmark baselines and test-only tokens
 ERC_TARGETS = {"TrancheToken": "ERC20", "LoanToken": "ERC721"}
 # Advisory ERC checks that are not part of the standard: OpenZeppelin 5 removed
 # increaseAllowance, so every OpenZeppelin ERC-20 reports the approval race condition.
@@ -63,7 +64,7 @@ def findings(slither: Any) -> list[Finding]:
         for result in group:
             ours = [e for e in result["elements"]
                     if e.get("source_mapping", {}).get("filename_relative", "").startswith("contracts/")
-                    and not e["source_mapping"]["filename_relative"].startswith(("contracts/bench/", "contracts/test/"))]
+                    and not e["source_mapping"]["filename_relative"].startswith(NOT_DEPLOYED)]
             if not ours:
                 continue
             element = ours[0]

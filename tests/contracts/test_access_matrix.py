@@ -366,7 +366,7 @@ def test_R11_a_pool_is_pledged_once(contracts: dict[str, Any], deal: D.DealHandl
 
 def test_every_role_statement_of_security_md_has_a_test() -> None:
     """SECURITY.md's role statements are numbered [R1]..; each number is checked by a test here."""
-    text = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "SECURITY.md").read_text()
     stated = {int(n) for n in re.findall(r"\[R(\d+)\]", text)}
     tested = {int(n) for name in globals() for prefix in re.findall(r"^test_((?:R\d+_)+)", name)
               for n in re.findall(r"R(\d+)", prefix)}

@@ -66,7 +66,7 @@ def test_3_frozen_revoked_or_expired_holders_cannot_claim_and_their_cash_is_held
     """On 21951ec every claim below was paid. Now each is refused by name, the cash stays owed
     (and keeps accruing), and it is paid in full once the holder is eligible again."""
     env = closed
-    h, chain = env.h, env.chain
+    h = env.h
     _period(env)
     owed = {w: D.claimable(h, holder=w) for w in (env.alice, env.bob, env.carol)}
     assert all(sum(o) > 0 for o in owed.values())
@@ -129,7 +129,7 @@ def test_3_a_forced_transfer_moves_the_unclaimed_cash_with_the_units(closed: Env
     D.freeze(h, investors=[env.alice], frozen=False)
     assert D.claim(h, holder=env.alice) == 0  # nothing left behind
     ledger = D.cash_ledger(h)
-    assert all(p == c + o + d for p, c, o, d in zip(ledger.paid, ledger.claimed, ledger.owed, ledger.dust))
+    assert all(p == c + o + d for p, c, o, d in zip(ledger.paid, ledger.claimed, ledger.owed, ledger.dust, strict=True))
 
 
 # -- finding 4: the deal's admin cannot take the holders' cash -----------------------------------

@@ -62,7 +62,8 @@ def test_a_whole_deal_is_deployed_recorded_and_usable_by_the_cli(
     assert manifest["deployer"] == chain.accounts[0]
     assert manifest["deployment_block"] == first_block
     assert set(contracts) == {"LoanToken", "SettlementToken", "LoanPool", "Deal", "InvestorRegistry",
-                              "TrancheExchange", "TrancheToken:CABS-A", "TrancheToken:CABS-B", "TrancheToken:CABS-C"}
+                              "TrancheExchange", "TrancheToken:CABS-A", "TrancheToken:CABS-B", "TrancheToken:CABS-C",
+                              "AdminTimelock:deal", "AdminTimelock:tokens", "AdminTimelock:registry"}
     assert manifest["artifact_hashes"] == {name.split(":")[0]: artifact_code_hash(name.split(":")[0])
                                            for name in contracts}
 
@@ -74,6 +75,12 @@ def test_a_whole_deal_is_deployed_recorded_and_usable_by_the_cli(
     assert chain.call(deal.functions.loanPool()) == contracts["LoanPool"]
     assert chain.call(deal.functions.registry()) == contracts["InvestorRegistry"]
     assert chain.call(deal.functions.tokens()) == [contracts[f"TrancheToken:CABS-{x}"] for x in "ABC"]
+    # each admin seat is its own timelock; the pool is pledged to this deal
+    token = chain.contract("TrancheToken", contracts["TrancheToken:CABS-A"])
+    registry = chain.contract("InvestorRegistry", contracts["InvestorRegistry"])
+    for seat, contract in (("deal", deal), ("tokens", token), ("registry", registry)):
+        assert chain.call(contract.functions.defaultAdmin()) == contracts[f"AdminTimelock:{seat}"]
+    assert chain.call(chain.contract("LoanPool", contracts["LoanPool"]).functions.deal()) == contracts["Deal"]
     pool = chain.contract("LoanPool", contracts["LoanPool"])
     assert chain.call(pool.functions.mintedCount()) == summary["pool"]["loans"] > 0
     exchange = chain.contract("TrancheExchange", contracts["TrancheExchange"])

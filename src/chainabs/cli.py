@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "deploy",
     "demo",
     "index",
+    "node",
     "pool",
     "serve",
     "tape",

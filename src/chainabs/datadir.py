@@ -449,6 +449,10 @@ class DataDir:
     def deployment_path(self, chain_id: int) -> Path:
         return self.root / f"deployment-{int(chain_id)}.json"
 
+    def has_deployment(self) -> bool:
+        """Whether a core deployment manifest of any chain is here."""
+        return any(self.root.glob("deployment-*.json"))
+
     @property
     def index_path(self) -> Path:
         return self.root / INDEX_FILE

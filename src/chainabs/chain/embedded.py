@@ -32,18 +32,29 @@ EMBEDDED_ACCOUNTS = 10
 EMBEDDED_BALANCE = 10**12 * 10**18  # base fees can climb far on a busy embedded chain
 
 
-def _tester_revert(exc: BaseException) -> ContractRevert:
-    """eth-tester's TransactionFailed carries the raw revert bytes somewhere in its chain."""
+def revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert bytes eth-tester's TransactionFailed carries somewhere in its chain."""
     seen: BaseException | None = exc
     while seen is not None:
         first = seen.args[0] if seen.args else None
         if isinstance(first, (bytes, bytearray)):
-            return decode_revert(bytes(first))
+            return bytes(first)
         if isinstance(first, str) and first.startswith("execution reverted: b"):
-            literal = ast.literal_eval(first.removeprefix("execution reverted: "))
-            return decode_revert(bytes(literal))
+            return bytes(ast.literal_eval(first.removeprefix("execution reverted: ")))
         seen = seen.__cause__ or seen.__context__
-    return ContractRevert("Revert", (str(exc),))
+    return None
+
+
+def _tester_revert(exc: BaseException) -> ContractRevert:
+    data = revert_data(exc)
+    return decode_revert(data) if data is not None else ContractRevert("Revert", (str(exc),))
+
+
+def embedded_keys(accounts: int = EMBEDDED_ACCOUNTS) -> list[str]:
+    """The dev accounts' private keys (eth-tester's well-known ones), as 0x-hex."""
+    from eth_tester.backends.pyevm.main import get_default_account_keys
+
+    return ["0x" + k.to_bytes().hex() for k in get_default_account_keys(accounts)]
 
 
 def _call_fees_middleware(backend: Any) -> type:
@@ -92,8 +103,10 @@ class EmbeddedChain(Chain):
     """eth-tester's in-process py-evm chain with funded dev accounts.
 
     With a `state_dir` every mined transaction and empty block is journalled before its sender
-    hears of it, and replayed at start: the same blocks, hash for hash. Not safe for two threads
-    at once: callers that share it (the service) hold one lock around it."""
+    hears of it, and replayed at start: the same blocks, hash for hash; the chain folder's
+    exclusive lock is held from the start until `close` (ChainBusy when another process has
+    it). Not safe for two threads at once: callers that share it (the service and its JSON-RPC
+    endpoint) hold one lock around it."""
 
     def __init__(self, *, accounts: int = EMBEDDED_ACCOUNTS, gas_limit: int = EMBEDDED_GAS_LIMIT,
                  state_dir: str | os.PathLike[str] | None = None) -> None:
@@ -117,8 +130,18 @@ class EmbeddedChain(Chain):
         w3.middleware_onion.add(_call_fees_middleware(self.backend), name="call_fees")
         super().__init__(w3, [Account.from_key(k.to_bytes()) for k in keys])
         self.gas_limit = gas_limit
+        self._marks: dict[Any, int] = {}  # snapshot id -> journal size when it was taken
         if self.journal is not None:
-            self.replayed = self._replay()
+            try:
+                self.replayed = self._replay()
+            except BaseException:
+                self.journal.close()
+                raise
+
+    def close(self) -> None:
+        """Stop journalling and drop the data dir's lock; the chain may not be sent to after."""
+        if self.journal is not None:
+            self.journal.close()
 
     def _set_next_timestamp(self, timestamp: int) -> None:
         chain = self.backend.chain
@@ -159,6 +182,13 @@ class EmbeddedChain(Chain):
             "logs": [],
         })
 
+    def send_raw(self, raw: bytes) -> bytes:
+        """A signed transaction from elsewhere (the JSON-RPC endpoint): mined, then journalled
+        before its hash is returned, as `send` does for this process's own."""
+        tx_hash = bytes(self.w3.eth.send_raw_transaction(raw))
+        self._mined(raw, self._light_receipt(tx_hash))
+        return tx_hash
+
     def _mined(self, raw: bytes, receipt: TxReceipt) -> None:
         if self.journal is not None:
             block = self.backend.chain.get_canonical_block_header_by_number(int(receipt["blockNumber"]))
@@ -196,10 +226,18 @@ class EmbeddedChain(Chain):
         return EmbeddedSource(self)
 
     def snapshot(self) -> int:
-        return int(self.tester.take_snapshot())
+        snapshot_id = int(self.tester.take_snapshot())
+        if self.journal is not None:
+            self._marks[snapshot_id] = self.journal.size()
+        return snapshot_id
 
     def revert(self, snapshot_id: Any) -> None:
+        """Back to a snapshot; on a durable chain the journal forgets what came after it too, so
+        a restart replays the state reverted to."""
         self.tester.revert_to_snapshot(snapshot_id)
+        if self.journal is not None and snapshot_id in self._marks:
+            self.journal.truncate(self._marks[snapshot_id])
+            self._marks = {k: v for k, v in self._marks.items() if v <= self._marks[snapshot_id]}
 
     def mine(self, blocks: int = 1) -> None:
         for _ in range(blocks):

@@ -1,4 +1,9 @@
-"""`chainabs serve`: the audit API (FastAPI on uvicorn) with the indexer running beside it.
+"""`chainabs serve`: the audit API (FastAPI on uvicorn) with the indexer running beside it and,
+on the embedded chain, the chain's JSON-RPC endpoint at /rpc (chainabs.chain.node).
+
+The service is then the data dir's one writer: it holds the chain's lock and writes the
+endpoint's URL to `<data dir>/chain/node.json` (removed on a clean exit), and commands, scripts,
+cast or a wallet run meanwhile send through it.
 
 `listen` and `serve` are shared with `chainabs demo`, which serves its deal the same way.
 """
@@ -21,7 +26,11 @@ from pydantic import ValidationError
 from chainabs.api.auth import hash_api_key
 from chainabs.api.main import create_app
 from chainabs.api.settings import Settings
+from chainabs.chain import EmbeddedChain
+from chainabs.chain.lock import NodeRecord, remove_node, write_node
+from chainabs.chain.node import RPC_PATH, ASGIApp, EmbeddedNode, rpc_app, with_rpc
 from chainabs.context import Context, open_context
+from chainabs.datadir import DataDir
 from chainabs.errors import Conflict, InvalidInput
 from chainabs.store import Store
 
@@ -62,17 +71,27 @@ def settings_from(args: argparse.Namespace, **fixed: Any) -> Settings:
 
 
 def base_url(settings: Settings) -> str:
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"http://{host}:{settings.port}"
+    return url_of(settings.host, settings.port)
+
+
+def url_of(host: str, port: int) -> str:
+    """The URL a client on this machine reaches (a wildcard address as loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
 
 
 def listen(settings: Settings) -> socket.socket:
     """Bind the service's port now, so a busy port is a sentence before any work, not after."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    return bind(settings.host, settings.port)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((settings.host, settings.port), family=family)
+        return socket.create_server((host, port), family=family)
     except OSError as exc:
-        where = f"cannot listen on {settings.host}:{settings.port}"
+        where = f"cannot listen on {host}:{port}"
         if exc.errno == errno.EADDRINUSE:
             raise Conflict(f"{where}: something else is listening there (choose another --port)") from None
         reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else "no such host"  # else: a resolver error
@@ -100,13 +119,23 @@ def serve(settings: Settings, ctx: Context, *, store: Store | None = None, sock:
     if settings.api_key_hash is None:
         log.warning("no operator API key configured (--api-key-env or CHAINABS_API_KEY_HASH): "
                     "operator endpoints answer 403")
+    node_record: NodeRecord | None = None
+    chain = ctx.chain
     try:
-        app = create_app(settings, ctx, store=store, run_indexer=True)
+        api = create_app(settings, ctx, store=store, run_indexer=True)
+        app: ASGIApp = api
         url = base_url(settings)
-        print(f"chainabs audit API on {url}  (docs at {url}/docs, portal at {url}/, health at {url}/health); "
-              f"data dir {ctx.data_dir}; Ctrl-C stops it", file=out or sys.stdout, flush=True)
+        rpc_note = ""
+        if isinstance(chain, EmbeddedChain) and chain.journal is not None:  # this process holds the chain
+            node = EmbeddedNode(chain, lock=api.state.chainabs.chain_lock)
+            app = with_rpc(api, rpc_app(node, remote_key_hash=settings.api_key_hash))
+            node_record = NodeRecord(url=url + RPC_PATH, pid=os.getpid(), chain_id=chain.chain_id)
+            write_node(chain.journal.directory, node_record)
+            rpc_note = f"; the chain's JSON-RPC at {node_record.url}"
+        print(f"chainabs audit API on {url}  (docs at {url}/docs, portal at {url}/, health at {url}/health)"
+              f"{rpc_note}; data dir {ctx.data_dir}; Ctrl-C stops it", file=out or sys.stdout, flush=True)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, access_log=access_log,
-                                log_level="debug" if debug else "info")
+                                log_level="debug" if debug else "info", lifespan="on")
         with _sigterm_as_interrupt():
             try:
                 uvicorn.Server(config).run(sockets=[sock])
@@ -114,6 +143,8 @@ def serve(settings: Settings, ctx: Context, *, store: Store | None = None, sock:
                 pass
     finally:
         sock.close()
+        if node_record is not None and isinstance(chain, EmbeddedChain) and chain.journal is not None:
+            remove_node(chain.journal.directory, node_record.url)
     print("audit API stopped", file=out or sys.stdout, flush=True)
     return 0
 
@@ -122,8 +153,19 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     sock = listen(settings)
     try:
-        ctx = open_context(rpc=settings.rpc, data_dir=settings.data_dir, deployment=settings.deployment,
-                           create=False)
+        if settings.rpc is None:  # the embedded chain: held here; an empty data dir gets its core contracts
+            data = DataDir.resolve(settings.data_dir)
+            fresh = settings.deployment is None and not data.has_deployment()
+            ctx = open_context(data_dir=data.root, deployment=settings.deployment, create=fresh, route=False)
+            if fresh:
+                print(f"deployed the core contracts on the embedded chain in {data.root}", flush=True)
+            if not data.pools():
+                print(f"no pools yet: create one with `chainabs --data-dir {data.root} pool create --tape TAPE "
+                      "--deal DEAL` (it sends through this service) or POST /operator/pools, then "
+                      "`chainabs deal create --deal DEAL`", flush=True)
+        else:
+            ctx = open_context(rpc=settings.rpc, data_dir=settings.data_dir, deployment=settings.deployment,
+                               create=False)
     except BaseException:
         sock.close()
         raise

@@ -2,6 +2,7 @@
 """Deploy chainabs to a node, for operators.
 
     CHAINABS_PRIVATE_KEY=0x... scripts/deploy.py --rpc http://127.0.0.1:8545 --name mainnet-1
+    scripts/deploy.py --data-dir DIR --name NAME [--tape T --deal D]   # the data dir's embedded chain
     scripts/deploy.py --rpc URL --keystore key.json --name NAME    # password: $CHAINABS_KEYSTORE_PASSWORD or prompt
     scripts/deploy.py ... --tape TAPE.csv --deal DEAL.toml         # also tokenise a pool and issue its deal
 
@@ -17,6 +18,10 @@ deployed twice).
 Writes a manifest (chain id, every address including the deal and its tranches, deployment
 block, artifact hashes, deployer) to deployments/NAME.json, refuses to overwrite one, and
 checks that the code on chain matches the artifacts before writing it. The key is never printed.
+
+Without --rpc the chain is the data dir's embedded one, signed for by its first dev account: opened
+here when no other process holds it, or reached through the JSON-RPC endpoint of the `chainabs
+serve` (or `chainabs node`) that does, which is said on stderr.
 """
 
 from __future__ import annotations
@@ -106,12 +111,20 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
         dealfile = load_deal_file(args.deal)  # a bad deal file stops us before anything is sent
         if not Path(args.tape).is_file():
             raise DeploymentError(f"no loan tape at {args.tape}")
-    key = load_key(args)
-    _signer(key)
-    chain = RpcChain(args.rpc, keys=[key], expected_chain_id=args.chain_id)
-    chain.confirmations = args.confirmations
     data_dir = Path(args.data_dir) if args.data_dir else ROOT / ".chainabs" / args.name
     data_dir.mkdir(parents=True, exist_ok=True)
+    if args.rpc:
+        key = load_key(args)
+        _signer(key)
+        chain = RpcChain(args.rpc, keys=[key], expected_chain_id=args.chain_id)
+    else:
+        from chainabs.context import open_embedded
+        from chainabs.datadir import DataDir
+
+        chain = open_embedded(DataDir.resolve(data_dir))
+        if args.chain_id is not None and chain.chain_id != args.chain_id:
+            raise DeploymentError(f"the embedded chain is chain {chain.chain_id}, not {args.chain_id}")
+    chain.confirmations = args.confirmations
     core, core_path = _core(chain, data_dir)
     manifest = Manifest(chain_id=core.chain_id, deployer=core.deployer, deployment_block=core.deployment_block)
     for name, address in core.contracts.items():
@@ -148,7 +161,7 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rpc", required=True, help="node URL")
+    parser.add_argument("--rpc", default=None, help="node URL (default: the data dir's embedded chain)")
     parser.add_argument("--name", default="local", help="manifest name under deployments/")
     parser.add_argument("--out", default=None, help="manifest path (default deployments/NAME.json)")
     parser.add_argument("--keystore", default=None, help=f"encrypted keystore file (else ${KEY_ENV})")

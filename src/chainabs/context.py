@@ -51,6 +51,13 @@ def open_context(*, rpc: str | None = None, data_dir: str | os.PathLike[str] | N
     root = data.root
     chain = open_embedded(data, route=route) if rpc is None else RpcChain(rpc)
     path = Path(deployment) if deployment else data.deployment_path(chain.chain_id)
+    core = core_deployment(chain, path, create=create)
+    return Context(data_dir=root, chain=chain, core=core, manifest_path=path)
+
+
+def core_deployment(chain: Chain, path: Path, *, create: bool) -> Manifest:
+    """The core deployment recorded at `path`, checked against the chain; deployed and recorded
+    there first when missing and `create`."""
     if path.exists():
         core = Manifest.read(path)
         if core.chain_id != chain.chain_id:
@@ -63,7 +70,7 @@ def open_context(*, rpc: str | None = None, data_dir: str | os.PathLike[str] | N
         core.write(path)
     else:
         raise DeploymentError(f"no deployment at {path}: run `chainabs deploy` first")
-    return Context(data_dir=root, chain=chain, core=core, manifest_path=path)
+    return core
 
 
 def _wait_seconds() -> float:

@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ from chainabs.api.settings import Settings
 from chainabs.chain import EmbeddedChain
 from chainabs.chain.lock import NodeRecord, remove_node, write_node
 from chainabs.chain.node import RPC_PATH, ASGIApp, EmbeddedNode, rpc_app, with_rpc
-from chainabs.context import Context, open_context
+from chainabs.context import Context, core_deployment, hold_embedded, open_context
 from chainabs.datadir import DataDir
 from chainabs.errors import Conflict, InvalidInput
 from chainabs.store import Store
@@ -155,10 +156,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if settings.rpc is None:  # the embedded chain: held here; an empty data dir gets its core contracts
             data = DataDir.resolve(settings.data_dir)
-            fresh = settings.deployment is None and not data.has_deployment()
-            ctx = open_context(data_dir=data.root, deployment=settings.deployment, create=fresh, route=False)
+            chain = hold_embedded(data)
+            path = Path(settings.deployment) if settings.deployment else data.deployment_path(chain.chain_id)
+            fresh = not path.exists()
+            core = core_deployment(chain, path, create=settings.deployment is None)
+            ctx = Context(data_dir=data.root, chain=chain, core=core, manifest_path=path)
             if fresh:
-                print(f"deployed the core contracts on the embedded chain in {data.root}", flush=True)
+                print(f"deployed the core contracts on the embedded chain in {data.root} ({path.name})", flush=True)
             if not data.pools():
                 print(f"no pools yet: create one with `chainabs --data-dir {data.root} pool create --tape TAPE "
                       "--deal DEAL` (it sends through this service) or POST /operator/pools, then "

@@ -4,11 +4,18 @@ generated tape and a valid tape row."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
 
@@ -157,3 +164,55 @@ def tape_file(tmp_path_factory: pytest.TempPathFactory, loans: int, seed: int) -
     path = tmp_path_factory.mktemp("tape") / "tape.csv"
     write_tape(path, loans, seed, "csv")
     return path
+
+
+# -- chainabs processes over one data dir ------------------------------------------------------------
+
+def chainabs_env(**extra: str) -> dict[str, str]:
+    """This environment less CHAINABS_* settings, plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CHAINABS_")}, **extra}
+
+
+def cli(data: Path, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    """`chainabs --data-dir DATA *args` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "chainabs.cli", "--data-dir", str(data), *args],
+                          capture_output=True, text=True, timeout=timeout, env=chainabs_env(**env), check=False)
+
+
+class Process:
+    """`chainabs --data-dir DATA *args` running in the background (serve or node), its output in `log`."""
+
+    def __init__(self, data: Path, log: Path, *args: str, **env: str) -> None:
+        self.log = log
+        with log.open("a") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "chainabs.cli", "--data-dir", str(data), *args],
+                                         stdout=out, stderr=subprocess.STDOUT, env=chainabs_env(**env))
+
+    def wait_for(self, url: str, method: str = "eth_blockNumber", timeout: float = 120) -> Any:
+        """Poll the JSON-RPC endpoint at `url` until it answers `method`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}, timeout=5)
+                if answer.status_code == 200 and "result" in answer.json():
+                    return answer.json()["result"]
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{url} did not answer within {timeout} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.kill()

@@ -211,7 +211,8 @@ class EmbeddedNode:
         tx_hash = receipt["transactionHash"]
         number, index = chain.chaindb.get_transaction_index(bytes(HexBytes(tx_hash)))
         header = chain.get_canonical_block_header_by_number(number)
-        receipt["logsBloom"] = chain.chaindb.get_receipts(header, chain.get_vm_class(header).get_receipt_builder())[index].bloom
+        receipts = chain.chaindb.get_receipts(header, chain.get_vm_class(header).get_receipt_builder())
+        receipt["logsBloom"] = receipts[index].bloom
         receipt.pop("state_root", None)
         return receipt
 

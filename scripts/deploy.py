@@ -95,7 +95,7 @@ def _core(chain: Any, data_dir: Path) -> Any:
 
 
 def deploy(args: argparse.Namespace) -> dict[str, Any]:
-    from chainabs.chain import RpcChain
+    from chainabs.chain import Chain, RpcChain
     from chainabs.context import Context
     from chainabs.deploy import Manifest, verify_code
 
@@ -113,6 +113,7 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
             raise DeploymentError(f"no loan tape at {args.tape}")
     data_dir = Path(args.data_dir) if args.data_dir else ROOT / ".chainabs" / args.name
     data_dir.mkdir(parents=True, exist_ok=True)
+    chain: Chain
     if args.rpc:
         key = load_key(args)
         _signer(key)

@@ -12,7 +12,7 @@ from chainabs import deal as deals
 from chainabs import service
 from chainabs.audit import verify_deal
 from chainabs.context import Context, open_context
-from chainabs.datadir import DataDir
+from chainabs.datadir import DataDir, fsync_dir
 from chainabs.dealfile import parse_deal_file
 from chainabs.tapegen import write_tape
 
@@ -60,7 +60,10 @@ def run_demo(*, data_dir: Path, loans: int = 10_000, periods: int = 12, seed: in
     if not tape.exists():  # written under another name and renamed: a killed run leaves no half tape
         partial = tape.with_name(tape.name + ".partial")
         write_tape(partial, loans, seed, "csv")
+        with open(partial, "rb") as fh:  # durable before the rename makes it the tape (as write_atomic)
+            os.fsync(fh.fileno())
         os.replace(partial, tape)
+        fsync_dir(tape.parent)
     say(f"tape: {loans} loans in {tape}")
     report = service.create_pool(ctx, tape=service.TapeSource.file(tape), dealfile=dealfile).report
     say(f"pool {report.pool}: {report.eligible} eligible loans minted, {report.outstanding_units} units outstanding")

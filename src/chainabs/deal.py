@@ -247,6 +247,9 @@ def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealPara
     SettlementToken). `attach=False` leaves the last two steps to `attach_tokens` and
     `pledge_pool`. Every admin seat waits `admin_delay` seconds (at least a day)."""
     params.validate()
+    if not params.is_v1:  # the Deal contract runs WATERFALL.md v1; v2 parameters would be dropped
+        raise DealError("deal", "revolving_periods, principal_mode, cleanup_call_bps and [[triggers]] "
+                                "(WATERFALL.md v2) are not yet run by the Deal contract")
     sender = roles.admin
     seats = SEATS if registry is None else SEATS[:2]
     timelocks = {seat: deploy_timelock(chain, proposer=roles.proposer(seat), delay=admin_delay, sender=sender)

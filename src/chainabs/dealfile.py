@@ -2,11 +2,19 @@
 
     [pool]           name, currency, cutoff_date, decimals, settlement_token (optional)
     [eligibility]    optional overrides of TAPE.md's default criteria
-    [deal]           servicer_fee_bps, reserve_target_bps, default_trigger_bps, initial_reserve
+    [deal]           servicer_fee_bps, reserve_target_bps, default_trigger_bps, initial_reserve;
+                     version 2 (WATERFALL.md): revolving_periods (default 0), principal_mode
+                     ("sequential", the default, or "pro_rata"), cleanup_call_bps (default 0)
     [[tranches]]     name, symbol, face, coupon_bps; 2 to 5 of them, most senior first
+    [[triggers]]     metric, threshold_bps, effect, curable (default false); 0 to 8 of them
+    [concentration]  max_region_share ("25%"), max_borrower_outstanding (an amount),
+                     min_wac_bps; each optional (left out: no limit); checked on purchases
 
 A file with only [pool] (and [eligibility]) describes a pool without tranches; [deal] and
-[[tranches]] come together. Every problem is a `DealError(field, reason)` whose field is the
+[[tranches]] come together, and [[triggers]] and [concentration] need them. Triggers:
+`default_trigger_bps` alone is version 1's one trigger {cumulative_default, that threshold,
+turbo, not curable}; a version 2 deal lists its `[[triggers]]` instead (`triggers = []` for
+none) and may not also give `default_trigger_bps`. Every problem is a `DealError(field, reason)` whose field is the
 path of the bad value (`tranches[1].coupon_bps`, `pool.cutoff_date`), or the file name for a
 file that is not TOML at all; pydantic's own errors never leave `load_deal_file` and
 `parse_deal_file` (calling `DealFile.model_validate` directly raises pydantic's
@@ -46,7 +54,19 @@ from pydantic import (
 
 from chainabs.datadir import pool_name_problem, shown_name
 from chainabs.errors import DealError
-from chainabs.waterfall import BPS, MAX_TRANCHES, MIN_TRANCHES, DealParams, TrancheSpec
+from chainabs.waterfall import (
+    BPS,
+    EFFECTS,
+    MAX_REVOLVING_PERIODS,
+    MAX_TRANCHES,
+    MAX_TRIGGERS,
+    METRICS,
+    MIN_TRANCHES,
+    PRINCIPAL_MODES,
+    DealParams,
+    TrancheSpec,
+    Trigger,
+)
 
 if TYPE_CHECKING:
     from chainabs.tape import Eligibility
@@ -274,11 +294,54 @@ class EligibilitySection(_Section):
         return value
 
 
+def _one_of(names: tuple[str, ...]) -> Any:
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(repr(n) for n in names)}, got {value!r}")
+        return value
+    return AfterValidator(check)
+
+
+def _share_only(value: Any) -> Share:
+    if not isinstance(value, str) or not value.strip().endswith("%"):
+        raise ValueError(f'must be a share of the pool such as "25%", got {value!r}')
+    return _share(value.strip())
+
+
 class DealSection(_Section):
     servicer_fee_bps: Bps
     reserve_target_bps: Bps
-    default_trigger_bps: Bps
+    default_trigger_bps: Bps | None = None
     initial_reserve: AmountOrShare = Amount("0")
+    revolving_periods: Annotated[int, _in_range(0, MAX_REVOLVING_PERIODS)] = 0
+    principal_mode: Annotated[str, _one_of(PRINCIPAL_MODES)] = "sequential"
+    cleanup_call_bps: Bps = 0
+
+
+class TriggerSection(_Section):
+    metric: Annotated[str, _one_of(METRICS)]
+    threshold_bps: Bps
+    effect: Annotated[str, _one_of(EFFECTS)]
+    curable: bool = False
+
+
+class ConcentrationSection(_Section):
+    """Limits on the pool after a purchase; a key left out is no limit."""
+
+    max_region_share: Annotated[Any, BeforeValidator(_share_only)] = None
+    max_borrower_outstanding: OptionalAmount = None
+    min_wac_bps: Annotated[int, _in_range(0, MAX_TAPE_RATE_BPS, " a rate in bps")] | None = None
+
+
+@dataclass(frozen=True)
+class ConcentrationLimits:
+    """The concentration limits in base units and bps (None: no limit): the largest share of
+    the pool's outstanding units in one region, the most outstanding units of one borrower
+    reference, the lowest outstanding-weighted average coupon."""
+
+    max_region_share_bps: int | None = None
+    max_borrower_outstanding_units: int | None = None
+    min_wac_bps: int | None = None
 
 
 class TrancheSection(_Section):
@@ -303,6 +366,8 @@ class DealFile(_Section):
     criteria: EligibilitySection = Field(default_factory=EligibilitySection, alias="eligibility")
     deal: DealSection | None = None
     tranches: list[TrancheSection] = Field(default_factory=list)
+    triggers: list[TriggerSection] | None = None
+    concentration: ConcentrationSection | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DealFile:
@@ -365,16 +430,36 @@ class DealFile(_Section):
                                 f"the others leave; write face = \"rest\" or leave it out")
         faces.append(residual)
         reserve = _resolve(self.deal.initial_reserve, pool, decimals)
+        triggers = None if self.triggers is None else tuple(
+            Trigger(metric=t.metric, threshold_bps=t.threshold_bps, effect=t.effect, curable=t.curable)
+            for t in self.triggers)
         params = DealParams(
             tranches=tuple(TrancheSpec(name=t.name, symbol=t.symbol, face=face, coupon_bps=t.coupon_bps)
                            for t, face in zip(self.tranches, faces, strict=True)),
             servicer_fee_bps=self.deal.servicer_fee_bps,
             reserve_target_bps=self.deal.reserve_target_bps,
             initial_reserve=reserve,
-            default_trigger_bps=self.deal.default_trigger_bps,
+            default_trigger_bps=self.deal.default_trigger_bps or 0,
+            revolving_periods=self.deal.revolving_periods,
+            principal_mode=self.deal.principal_mode,
+            cleanup_call_bps=self.deal.cleanup_call_bps,
+            triggers=triggers,
         )
         params.validate()
         return params
+
+
+    def concentration_limits(self) -> ConcentrationLimits:
+        """The [concentration] limits resolved to base units (none: no limits)."""
+        c = self.concentration
+        if c is None:
+            return ConcentrationLimits()
+        return ConcentrationLimits(
+            max_region_share_bps=None if c.max_region_share is None else c.max_region_share.bps,
+            max_borrower_outstanding_units=(None if c.max_borrower_outstanding is None
+                                            else c.max_borrower_outstanding.units(self.pool.decimals)),
+            min_wac_bps=c.min_wac_bps,
+        )
 
 
 def _resolve(value: Amount | Share, pool: int, decimals: int) -> int:
@@ -389,6 +474,10 @@ def _check_deal(f: DealFile) -> None:
         if f.criteria.min_outstanding.units(decimals) == 0:
             raise DealError("eligibility.min_outstanding", "must be more than 0")
     if f.deal is None and not f.tranches:
+        for section in ("triggers", "concentration"):
+            if getattr(f, section) is not None:
+                raise DealError("deal", f"the [deal] section and tranches are required when the file has "
+                                        f"{'[[triggers]]' if section == 'triggers' else '[concentration]'}")
         return
     if f.deal is None:
         raise DealError("deal", "the [deal] section is required when the file has tranches")
@@ -398,6 +487,9 @@ def _check_deal(f: DealFile) -> None:
                                     f"the file has {n}")
     if isinstance(f.deal.initial_reserve, Amount):
         _check_units("deal.initial_reserve", f.deal.initial_reserve, decimals)
+    _check_triggers(f.deal, f.triggers)
+    if f.concentration is not None and f.concentration.max_borrower_outstanding is not None:
+        _check_units("concentration.max_borrower_outstanding", f.concentration.max_borrower_outstanding, decimals)
     seen: dict[tuple[str, str], int] = {}
     shares = 0
     for i, t in enumerate(f.tranches):
@@ -421,6 +513,22 @@ def _check_deal(f: DealFile) -> None:
     if all(isinstance(t.face, Share) for t in f.tranches) and shares != BPS:
         raise DealError(f"tranches[{n - 1}].face", f"the shares add up to {Share(shares)}, not 100%: "
                         "write face = \"rest\" for the residual tranche or leave it out")
+
+
+def _check_triggers(deal: DealSection, triggers: list[TriggerSection] | None) -> None:
+    """`default_trigger_bps` alone (version 1's trigger) or `[[triggers]]`, not both, not neither."""
+    if triggers is None:
+        if deal.default_trigger_bps is None:
+            raise DealError("deal.default_trigger_bps", "required key missing (or list the deal's [[triggers]]; "
+                                                        "write triggers = [] for none)")
+        return
+    if deal.default_trigger_bps is not None:
+        raise DealError("deal.default_trigger_bps",
+                        "not allowed beside [[triggers]]: it is version 1's one trigger; list it as a trigger "
+                        f'with metric = "cumulative_default", threshold_bps = {deal.default_trigger_bps}, '
+                        'effect = "turbo"')
+    if len(triggers) > MAX_TRIGGERS:
+        raise DealError("triggers", f"a deal has at most {MAX_TRIGGERS} triggers, the file has {len(triggers)}")
 
 
 def _check_units(field: str, amount: Amount, decimals: int) -> None:
@@ -469,7 +577,8 @@ def parse_deal_file(text: str, name: str = "<deal>") -> DealFile:
 
 
 _KNOWN_KEYS = sorted({info.alias or key
-                      for model in (DealFile, PoolSection, EligibilitySection, DealSection, TrancheSection)
+                      for model in (DealFile, PoolSection, EligibilitySection, DealSection, TrancheSection,
+                                    TriggerSection, ConcentrationSection)
                       for key, info in model.model_fields.items()})
 _TYPE_WORDS = {
     "int_type": "an integer", "string_type": "a string", "list_type": "a list",

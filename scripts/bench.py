@@ -7,6 +7,7 @@
     scripts/bench.py api [--events 100000] [--requests 3000]
     scripts/bench.py merkle [--loans 100000]
     scripts/bench.py nesting [--sizes 32768,1048576,67108864] [--old-up-to 32768]
+    scripts/bench.py waterfall2
 """
 
 from __future__ import annotations
@@ -194,6 +195,12 @@ def bench_merkle(args: argparse.Namespace) -> dict:
             "tree_s": round(built, 3), "peak_mib": _peak_mib()}
 
 
+def bench_waterfall2(args: argparse.Namespace) -> dict:
+    from bench_waterfall import bench_waterfall2 as run
+
+    return run()
+
+
 def nesting_bodies(size: int) -> dict[str, bytes]:
     """Adversarial bodies for the API's nesting check, each about `size` bytes."""
     block = b"[" * 100 + b"]" * 100
@@ -270,6 +277,9 @@ def main() -> int:
     nesting.add_argument("--sizes", default="32768,1048576,67108864", help="body sizes in bytes, comma-separated")
     nesting.add_argument("--old-up-to", type=int, default=32768, help="time the old regex up to this size")
     nesting.set_defaults(func=bench_nesting)
+    waterfall2 = sub.add_parser("waterfall2", help="WaterfallV2's gas: the library alone, through the engine, "
+                                                  "as a transaction; 5 tranches and 8 triggers, and v1's example")
+    waterfall2.set_defaults(func=bench_waterfall2)
     args = parser.parse_args()
     print(json.dumps(args.func(args)))
     return 0

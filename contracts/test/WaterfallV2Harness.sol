@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IWaterfallEngine} from "../interfaces/IWaterfallEngine.sol";
 import {WaterfallV2} from "../libraries/WaterfallV2.sol";
 
 /// @title WaterfallV2Harness
@@ -45,5 +46,26 @@ contract WaterfallV2Harness {
     /// @return the state at closing.
     function initialState(WaterfallV2.Params memory deal) external pure returns (WaterfallV2.State memory) {
         return WaterfallV2.initialState(deal);
+    }
+
+    /// @notice The engine's runPeriod called from a contract, as a deal will call it, with the
+    ///         gas that call cost its caller (encoding the arguments, the call, the engine's
+    ///         decoding, the library, the result's encoding and decoding).
+    /// @param engine a deployed WaterfallEngine.
+    /// @param deal the deal's parameters.
+    /// @param state the state carried from the last period.
+    /// @param report the servicer's report.
+    /// @return result the period's figures.
+    /// @return next the state after the period.
+    /// @return gasUsed gas spent by the call, as its caller sees it.
+    function runPeriodThroughEngine(
+        IWaterfallEngine engine,
+        WaterfallV2.Params memory deal,
+        WaterfallV2.State memory state,
+        WaterfallV2.Report memory report
+    ) external view returns (WaterfallV2.Result memory result, WaterfallV2.State memory next, uint256 gasUsed) {
+        uint256 before = gasleft();
+        (result, next) = engine.runPeriod(deal, state, report);
+        gasUsed = before - gasleft();
     }
 }

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from chainabs.build import load_artifact
 from chainabs.chain import EmbeddedChain
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert, WaterfallError
@@ -28,19 +29,15 @@ from chainabs.waterfall import (
     BPS,
     EFFECTS,
     METRICS,
-    PRINCIPAL_MODES,
-    STATUSES,
     DealParams,
     DealState,
-    PeriodHistory,
     PeriodReport,
     PeriodResultV2,
-    TrancheResult,
     TrancheSpec,
     Trigger,
-    TriggerResult,
     run_period_v2,
 )
+from chainabs.waterfall_abi import params_struct, report_struct, result_from, state_from, state_struct
 from test_waterfall_v2 import (
     EXAMPLE_1,
     EXAMPLE_1_LISTED,
@@ -52,8 +49,10 @@ from test_waterfall_v2 import (
     v2_deals,
 )
 
-MODES_APPLIED = (None, "pro_rata", "sequential", "turbo")  # WaterfallV2.ModeApplied
 EXAMPLES = int(os.environ.get("CHAINABS_SOAK_EXAMPLES", "300")) if os.environ.get("CHAINABS_SOAK") == "1" else 40
+
+
+EIP170_BYTES = 24_576
 
 
 @pytest.fixture
@@ -61,56 +60,11 @@ def harness(chain: EmbeddedChain, core: Manifest) -> Any:
     return chain.deploy("WaterfallV2Harness")
 
 
-# -- the model's values as the library's structs, and back ---------------------------------------
-
-def params(deal: DealParams) -> tuple[Any, ...]:
-    listed = deal.triggers is not None
-    return (
-        [(t.face, t.coupon_bps) for t in deal.tranches],
-        deal.servicer_fee_bps, deal.reserve_target_bps, deal.initial_reserve, deal.default_trigger_bps,
-        deal.revolving_periods, PRINCIPAL_MODES.index(deal.principal_mode), deal.cleanup_call_bps, listed,
-        [(METRICS.index(t.metric), t.threshold_bps, EFFECTS.index(t.effect), t.curable)
-         for t in (deal.triggers or ())],
-    )
-
-
-def state_in(s: DealState) -> tuple[Any, ...]:
-    return (s.period, s.pool_balance, list(s.tranche_balances), list(s.unpaid_interest), s.unpaid_fee, s.reserve,
-            s.cumulative_defaults, s.trigger_breached, s.principal_account, s.early_amortisation, s.called,
-            s.latched, [(h.pool_balance_start, h.pool_balance_end, h.delinquent_60, h.excess_spread)
-                         for h in s.history])
-
-
-def report_in(r: PeriodReport) -> tuple[Any, ...]:
-    return (r.interest, r.principal, r.recoveries, r.defaults, r.delinquent_60, r.purchased_units,
-            r.purchased_count, r.purchase_root, r.call)
-
-
-def state_out(raw: Any) -> DealState:
-    (period, pool, balances, unpaid, fee, reserve, cumulative, breached, account, early, called, latched,
-     history) = raw
-    return DealState(period, pool, list(balances), list(unpaid), fee, reserve, cumulative, breached, account,
-                     early, called, latched, tuple(PeriodHistory(*h) for h in history))
-
-
-def result_out(raw: Any) -> PeriodResultV2:
-    """The harness's Result tuple as the model's dataclass: the struct's fields are the
-    dataclass's fields, in the same order."""
-    names = [f.name for f in fields(PeriodResultV2)]
-    values = dict(zip(names, raw, strict=True))
-    values["tranches"] = tuple(TrancheResult(*t) for t in values["tranches"])
-    values["triggers"] = tuple(TriggerResult(METRICS[m], th, EFFECTS[e], curable, hit)
-                               for m, th, e, curable, hit in values["triggers"])
-    values["status"] = STATUSES[values["status"]]
-    values["principal_mode_applied"] = MODES_APPLIED[values["principal_mode_applied"]]
-    values["purchase_root"] = bytes(values["purchase_root"])
-    return PeriodResultV2(**values)
-
-
 def chain_period(chain: EmbeddedChain, harness: Any, deal: DealParams, state: DealState,
                  report: PeriodReport) -> tuple[PeriodResultV2, DealState]:
-    raw_result, raw_state = chain.call(harness.functions.runPeriod(params(deal), state_in(state), report_in(report)))
-    return result_out(raw_result), state_out(raw_state)
+    raw_result, raw_state = chain.call(harness.functions.runPeriod(params_struct(deal), state_struct(state),
+                                                                   report_struct(report)))
+    return result_from(raw_result), state_from(raw_state)
 
 
 # -- refusals: the model's sentence and the chain's error name the same rule and figures ---------
@@ -188,7 +142,7 @@ def _first_difference(chain: PeriodResultV2, model: PeriodResultV2) -> str:
 
 @pytest.mark.parametrize("deal", [EXAMPLE_1, EXAMPLE_1_LISTED], ids=["v1 trigger", "listed trigger"])
 def test_example_1_on_chain_equals_the_model(chain: EmbeddedChain, harness: Any, deal: DealParams) -> None:
-    initial = state_out(chain.call(harness.functions.initialState(params(deal))))
+    initial = state_from(chain.call(harness.functions.initialState(params_struct(deal))))
     assert initial == DealState.initial(deal)
     model_state = chain_state = initial
     for report in EXAMPLE_1_REPORTS:
@@ -215,6 +169,25 @@ def test_example_2_on_chain_equals_the_model_and_the_page(chain: EmbeddedChain, 
         assert (result.residual_paid, [t.balance_end for t in result.tranches]) == (residual, ends)
     assert [r.status for r in results] == ["revolving"] * 3 + ["amortising"] * 4 + ["called"]
     assert results[-1].call_price == 79_000
+
+
+def test_the_engine_a_deal_calls_runs_the_same_library(chain: EmbeddedChain, harness: Any) -> None:
+    """WaterfallEngine (what a deal calls, outside its own code) gives the model's results on
+    example 2 when called from a contract, refuses by the library's errors, and fits EIP-170."""
+    engine = chain.deploy("WaterfallEngine")
+    state = DealState.initial(EXAMPLE_2)
+    for report in EXAMPLE_2_REPORTS:
+        expected, expected_next = run_period_v2(EXAMPLE_2, state, report)
+        args = (params_struct(EXAMPLE_2), state_struct(state), report_struct(report))
+        raw_result, raw_next, gas = chain.call(harness.functions.runPeriodThroughEngine(engine.address, *args))
+        assert (result_from(raw_result), state_from(raw_next)) == (expected, expected_next) and gas > 0
+        state = expected_next
+    with pytest.raises(ContractRevert) as info:
+        chain.call(engine.functions.runPeriod(params_struct(EXAMPLE_2), state_struct(state),
+                                              report_struct(PeriodReport(0, 0, 0, 0))))
+    assert info.value.name == "DealCalled"
+    for name in ("WaterfallEngine", "Deal"):
+        assert (len(load_artifact(name)["deployedBytecode"]) - 2) // 2 <= EIP170_BYTES, name
 
 
 def test_example_2_refused_reports_on_chain(chain: EmbeddedChain, harness: Any) -> None:

@@ -372,6 +372,19 @@ library WaterfallV2 {
         return 1 << uint8(effect);
     }
 
+    /// @dev What step 0's tests read: this period and the carried history summed (the window),
+    ///      and the figures at the start of the period.
+    struct Window {
+        uint256 cumulativeDefaults;
+        uint256 initialBalance;
+        uint256 delinquent60;
+        uint256 poolBalanceEnd;
+        uint256 poolBalanceStart;
+        int256 excessSpread;
+        uint256 principalAccount;
+        uint256 trancheTotal;
+    }
+
     /// @dev Step 0: fills r.triggers and r.trigger_breached; returns the effects breached (a bit
     ///      per Effect) and the latches of the non-curable triggers breached (a bit per trigger).
     function _triggers(
@@ -383,36 +396,12 @@ library WaterfallV2 {
     ) private pure returns (uint256 effects, uint256 latched) {
         Trigger[] memory triggers = effectiveTriggers(deal);
         uint256 latchedBefore = deal.triggers_listed ? state.latched : (state.trigger_breached ? 1 : 0);
-        // The window: this period and the carried history (up to two before it).
-        uint256 sumDq = current.delinquent_60;
-        uint256 sumB1 = current.pool_balance_end;
-        uint256 sumB0 = current.pool_balance_start;
-        int256 sumEs = current.excess_spread;
-        for (uint256 h; h < state.history.length; ++h) {
-            sumDq += state.history[h].delinquent_60;
-            sumB1 += state.history[h].pool_balance_end;
-            sumB0 += state.history[h].pool_balance_start;
-            sumEs += state.history[h].excess_spread;
-        }
-        uint256 total = _sum(state.tranche_balances);
-        uint256 initial = initialBalance(deal);
+        Window memory w = _window(deal, state, current, cumulative);
         r.triggers = new TriggerResult[](triggers.length);
         for (uint256 i; i < triggers.length; ++i) {
             Trigger memory trig = triggers[i];
-            uint256 th = trig.threshold_bps;
-            bool hit;
-            if (!trig.curable && (latchedBefore >> i) & 1 == 1) {
-                hit = true;
-            } else if (trig.metric == Metric.CumulativeDefault) {
-                hit = cumulative * BPS > th * initial;
-            } else if (trig.metric == Metric.Delinquency60) {
-                hit = sumDq * BPS > th * sumB1;
-            } else if (trig.metric == Metric.ExcessSpread) {
-                hit = 12 * sumEs * int256(BPS) < (th * sumB0).toInt256();
-            } else {
-                hit = state.principal_account * BPS > th * total;
-            }
-            r.triggers[i] = TriggerResult(trig.metric, th, trig.effect, trig.curable, hit);
+            bool hit = (!trig.curable && (latchedBefore >> i) & 1 == 1) || _holds(trig, w);
+            r.triggers[i] = TriggerResult(trig.metric, trig.threshold_bps, trig.effect, trig.curable, hit);
             if (hit) {
                 effects |= _bit(trig.effect);
                 if (!trig.curable) latched |= 1 << i;
@@ -420,6 +409,38 @@ library WaterfallV2 {
             }
         }
         if (!deal.triggers_listed) latched = 0; // version 1 keeps its latch in trigger_breached
+    }
+
+    function _window(Params memory deal, State memory state, PeriodHistory memory current, uint256 cumulative)
+        private
+        pure
+        returns (Window memory w)
+    {
+        w.cumulativeDefaults = cumulative;
+        w.initialBalance = initialBalance(deal);
+        w.delinquent60 = current.delinquent_60;
+        w.poolBalanceEnd = current.pool_balance_end;
+        w.poolBalanceStart = current.pool_balance_start;
+        w.excessSpread = current.excess_spread;
+        for (uint256 h; h < state.history.length; ++h) {
+            w.delinquent60 += state.history[h].delinquent_60;
+            w.poolBalanceEnd += state.history[h].pool_balance_end;
+            w.poolBalanceStart += state.history[h].pool_balance_start;
+            w.excessSpread += state.history[h].excess_spread;
+        }
+        w.principalAccount = state.principal_account;
+        w.trancheTotal = _sum(state.tranche_balances);
+    }
+
+    /// @dev Whether the trigger's test holds this period (its latch aside); the page's table.
+    function _holds(Trigger memory trig, Window memory w) private pure returns (bool) {
+        uint256 th = trig.threshold_bps;
+        if (trig.metric == Metric.CumulativeDefault) return w.cumulativeDefaults * BPS > th * w.initialBalance;
+        if (trig.metric == Metric.Delinquency60) return w.delinquent60 * BPS > th * w.poolBalanceEnd;
+        if (trig.metric == Metric.ExcessSpread) {
+            return 12 * w.excessSpread * int256(BPS) < (th * w.poolBalanceStart).toInt256();
+        }
+        return w.principalAccount * BPS > th * w.trancheTotal;
     }
 
     /// @dev Steps 2 (fee), 3 (interest, senior first) and 4 (reserve); returns the cash left.
@@ -485,53 +506,74 @@ library WaterfallV2 {
             balances[k] = state.tranche_balances[k];
         }
         if (revolving) {
-            uint256 left = r.pool_balance_start - r.principal_collected - r.defaulted_principal;
-            uint256 covered = left + state.principal_account;
-            uint256 moved = Math.min(cash, total > covered ? total - covered : 0);
-            cash -= moved;
-            uint256 account = state.principal_account + moved;
-            if (r.purchased_units > account) {
-                revert PurchaseExceedsPrincipalAccount(r.purchased_units, account, state.principal_account, moved);
-            }
-            r.principal_account_end = account - r.purchased_units;
-            r.principal_mode_applied = ModeApplied.None;
-            r.residual_paid = cash;
+            _revolve(state.principal_account, total, r, cash);
             return balances;
         }
         cash += state.principal_account;
-        bool turbo = effects & _bit(Effect.Turbo) != 0;
-        if (turbo) {
-            r.principal_mode_applied = ModeApplied.Turbo;
-        } else if (deal.principal_mode == PrincipalMode.Sequential || effects & _bit(Effect.Sequential) != 0) {
-            r.principal_mode_applied = ModeApplied.Sequential;
-        } else {
-            r.principal_mode_applied = ModeApplied.ProRata;
-        }
+        r.principal_mode_applied = _modeApplied(deal, effects);
+        bool turbo = r.principal_mode_applied == ModeApplied.Turbo;
         uint256 owed = turbo ? total : (total > r.pool_balance_end ? total - r.pool_balance_end : 0);
         uint256 pay = Math.min(cash, owed);
         r.residual_paid = cash - pay;
-        if (r.principal_mode_applied == ModeApplied.ProRata && total > 0) {
-            uint256 shared;
-            for (uint256 k; k < n; ++k) {
-                uint256 x = pay * balances[k] / total;
-                r.tranches[k].principal_paid = x;
-                shared += x;
-            }
-            pay -= shared; // the remainder, to T_1, T_2, ... each capped at T_k - x_k
-            for (uint256 k; k < n && pay > 0; ++k) {
-                uint256 take = Math.min(pay, balances[k] - r.tranches[k].principal_paid);
-                r.tranches[k].principal_paid += take;
-                pay -= take;
-            }
-        } else if (r.principal_mode_applied != ModeApplied.ProRata) {
-            for (uint256 k; k < n; ++k) {
-                uint256 take = Math.min(pay, balances[k]);
-                r.tranches[k].principal_paid = take;
-                pay -= take;
-            }
+        if (r.principal_mode_applied == ModeApplied.ProRata) {
+            _payProRata(pay, total, balances, r.tranches);
+        } else {
+            _payInOrder(pay, balances, r.tranches);
         }
         for (uint256 k; k < n; ++k) {
             balances[k] -= r.tranches[k].principal_paid;
+        }
+    }
+
+    /// @dev Step 5 while revolving: need = max(0, sum T - (B0 - P - D) - C) moves from the cash
+    ///      into C as far as it goes, then the purchase U is paid from C (refused if U > C).
+    function _revolve(uint256 account, uint256 total, Result memory r, uint256 cash) private pure {
+        uint256 covered = r.pool_balance_start - r.principal_collected - r.defaulted_principal + account;
+        uint256 moved = Math.min(cash, total > covered ? total - covered : 0);
+        if (r.purchased_units > account + moved) {
+            revert PurchaseExceedsPrincipalAccount(r.purchased_units, account + moved, account, moved);
+        }
+        r.principal_account_end = account + moved - r.purchased_units;
+        r.principal_mode_applied = ModeApplied.None;
+        r.residual_paid = cash - moved;
+    }
+
+    /// @dev Turbo while a turbo trigger is breached; else sequential in mode `sequential` or while
+    ///      a sequential trigger is breached; else pro rata.
+    function _modeApplied(Params memory deal, uint256 effects) private pure returns (ModeApplied) {
+        if (effects & _bit(Effect.Turbo) != 0) return ModeApplied.Turbo;
+        if (deal.principal_mode == PrincipalMode.Sequential || effects & _bit(Effect.Sequential) != 0) {
+            return ModeApplied.Sequential;
+        }
+        return ModeApplied.ProRata;
+    }
+
+    /// @dev x_k = floor(pay x T_k / sum T) for every k, then the remainder pay - sum x_k to T_1,
+    ///      T_2, ... in order, each capped at T_k - x_k (pay <= sum T; nothing when sum T is 0).
+    function _payProRata(uint256 pay, uint256 total, uint256[] memory balances, TrancheResult[] memory out)
+        private
+        pure
+    {
+        if (total == 0) return;
+        uint256 shared = 0;
+        for (uint256 k; k < balances.length; ++k) {
+            out[k].principal_paid = pay * balances[k] / total;
+            shared += out[k].principal_paid;
+        }
+        uint256 left = pay - shared;
+        for (uint256 k; k < balances.length && left > 0; ++k) {
+            uint256 take = Math.min(left, balances[k] - out[k].principal_paid);
+            out[k].principal_paid += take;
+            left -= take;
+        }
+    }
+
+    /// @dev Sequential: to T_1 until it is zero, then T_2, ..., then T_n.
+    function _payInOrder(uint256 pay, uint256[] memory balances, TrancheResult[] memory out) private pure {
+        for (uint256 k; k < balances.length; ++k) {
+            uint256 take = Math.min(pay, balances[k]);
+            out[k].principal_paid = take;
+            pay -= take;
         }
     }
 

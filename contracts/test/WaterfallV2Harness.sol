@@ -8,17 +8,12 @@ import {WaterfallV2} from "../libraries/WaterfallV2.sol";
 /// @notice Exposes WaterfallV2 to the tests, which run it against the reference model
 ///         (waterfall.run_period_v2) field by field, and to scripts/bench.py, which measures its
 ///         gas. Not deployed by chainabs.
-contract WaterfallV2Harness {
-    /// @notice WaterfallV2.runPeriod as an external call.
-    /// @param deal the deal's parameters.
-    /// @param state the state carried from the last period.
-    /// @param report the servicer's report.
-    /// @return result the period's figures.
-    /// @return next the state after the period.
+contract WaterfallV2Harness is IWaterfallEngine {
+    /// @inheritdoc IWaterfallEngine
     function runPeriod(
-        WaterfallV2.Params memory deal,
-        WaterfallV2.State memory state,
-        WaterfallV2.Report memory report
+        WaterfallV2.Params calldata deal,
+        WaterfallV2.State calldata state,
+        WaterfallV2.Report calldata report
     ) external pure returns (WaterfallV2.Result memory result, WaterfallV2.State memory next) {
         return WaterfallV2.runPeriod(deal, state, report);
     }

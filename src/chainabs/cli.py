@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from chainabs.errors import ChainabsError, TapeError, kind_of
+from chainabs.errors import ChainabsError, PurchaseRefused, TapeError, kind_of
 
 COMMAND_MODULES = (
     "build",
@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "index",
     "node",
     "pool",
+    "purchase",
     "serve",
     "tape",
 )
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         if args.json:
-            print(json.dumps({"error": str(exc), "kind": kind_of(exc)}))
+            extra = {"breaches": [b.as_dict() for b in exc.breaches]} if isinstance(exc, PurchaseRefused) else {}
+            print(json.dumps({"error": str(exc), "kind": kind_of(exc), **extra}))
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader left (`chainabs period show 3 | head`): stop quietly, as cat does

@@ -11,6 +11,7 @@
         loans.json                 [CommittedLoan]: each pooled loan's 15 committed values
         tree.json                  the Merkle tree (merkle.MerkleTree.to_json)
         periods/<n>.json           PeriodTape: period n's loan-level statuses and balances
+        purchases/<n>.json         [CommittedLoan]: the loans bought with period n's report
       deals/<slug>.json            DealRecord: the deal's contracts, roles and terms
       deals/<slug>.json.partial    a deal deployed but not finished (`deal create` resumes it)
       deals/<slug>-servicing.json  the simulator's state (servicing.Simulator.state_dict)
@@ -380,11 +381,9 @@ class PoolDir:
         It is written to a temporary file, fsynced and linked into place, so a kill between
         creating and filling it never leaves an empty salt that a rerun would refuse."""
         path = self.salt_path
-        if path.exists():
-            salt = bytes.fromhex(path.read_text().strip())
-            if len(salt) != 32:
-                raise Conflict(f"{path} does not hold a 32-byte salt")
-            return salt
+        existing = self.read_salt()
+        if existing is not None:
+            return existing
         salt = merkle.new_pool_salt()
         fd, tmp = tempfile.mkstemp(prefix=".salt.", suffix=".tmp", dir=self.folder)  # mode 0600
         try:
@@ -398,6 +397,16 @@ class PoolDir:
         finally:
             os.unlink(tmp)
         fsync_dir(self.folder)
+        return salt
+
+    def read_salt(self) -> bytes | None:
+        """The pool's salt, or None when it has none yet (never creates one)."""
+        path = self.salt_path
+        if not path.exists():
+            return None
+        salt = bytes.fromhex(path.read_text().strip())
+        if len(salt) != 32:
+            raise Conflict(f"{path} does not hold a 32-byte salt")
         return salt
 
     def read_period(self, period: int) -> PeriodTape | None:
@@ -417,6 +426,31 @@ class PoolDir:
         if not self.periods_dir.is_dir():
             return []
         return sorted(int(p.stem) if p.stem.isdigit() else -1 for p in self.periods_dir.glob("*.json"))
+
+    @property
+    def purchases_dir(self) -> Path:
+        return self.folder / "purchases"
+
+    def purchase_path(self, period: int) -> Path:
+        return self.purchases_dir / f"{int(period)}.json"
+
+    def read_purchase(self, period: int) -> list[CommittedLoan] | None:
+        """The loans bought with period `period`'s report, in the order they were committed."""
+        path = self.purchase_path(period)
+        if not path.exists():
+            return None
+        make = CommittedLoan._make
+        return [make(row) for row in read_json(path)]
+
+    def write_purchase(self, period: int, loans: Sequence[CommittedLoan]) -> None:
+        self.purchases_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.purchase_path(period), loans)
+
+    def purchase_numbers(self) -> list[int]:
+        """The periods whose purchases are kept, in order (files not named `<n>.json` skipped)."""
+        if not self.purchases_dir.is_dir():
+            return []
+        return sorted(int(p.stem) for p in self.purchases_dir.glob("*.json") if p.stem.isdigit())
 
     def period_files(self) -> list[Path]:
         """Every `*.json` in the periods folder, in period order (misnamed ones first)."""

@@ -87,6 +87,34 @@ class WaterfallError(InvalidInput):
     """A period report that breaks the deal rules (for example B1 != B0 - P - D)."""
 
 
+@dataclass(frozen=True)
+class Breach:
+    """One concentration limit a purchase would break: the limit (its deal-file key), the
+    pool's figure after the purchase as a sentence, and the loans that make it (ids, capped)."""
+
+    limit: str
+    figure: str
+    loan_ids: list[str]
+    loan_count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"limit": self.limit, "figure": self.figure, "loan_ids": self.loan_ids,
+                "loan_count": self.loan_count}
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.loan_ids[:10])
+        more = f" and {self.loan_count - 10} more" if self.loan_count > 10 else ""
+        return f"{self.limit}: {self.figure}; loans {shown}{more}"
+
+
+class PurchaseRefused(InvalidInput):
+    """A purchase that would break the deal's concentration limits; carries every breach."""
+
+    def __init__(self, breaches: list[Breach]) -> None:
+        self.breaches = breaches
+        super().__init__("purchase refused, nothing minted: " + "; ".join(map(str, breaches)))
+
+
 class ChainError(ChainabsError):
     """Something went wrong talking to the chain."""
 

@@ -67,6 +67,26 @@ def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[CommittedLoan]:
 
 
 @dataclass(frozen=True)
+class Commitment:
+    """A set of loans committed under a pool's salt: each loan's hash, in the loans' order, and
+    the Merkle tree over their leaves (the root the pool records). The initial pool and every
+    purchase are committed this way."""
+
+    loan_hashes: list[bytes]
+    tree: merkle.MerkleTree
+
+    @property
+    def root(self) -> str:
+        return "0x" + self.tree.root.hex()
+
+
+def commit(loans: Sequence[Loan], salt: bytes) -> Commitment:
+    """The loans' commitment under the pool's salt (TAPE.md: loan hash, leaf, sorted tree)."""
+    pairs = merkle.commitments(loans, salt)
+    return Commitment([h for h, _ in pairs], merkle.MerkleTree.from_leaves([leaf for _, leaf in pairs]))
+
+
+@dataclass(frozen=True)
 class MintBatch:
     """One `mintLoans` call: the loans at `indices` (input indices of the tree, a run of
     `tree.sorted_indices()`), in ascending leaf order, with their multiproof's sibling hashes."""
@@ -165,10 +185,8 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
 
     started = time.perf_counter()
     salt = folder.salt()
-    pairs = merkle.commitments(eligible, salt)
-    loan_hashes = [h for h, _ in pairs]
-    tree = merkle.MerkleTree.from_leaves([leaf for _, leaf in pairs])
-    root = "0x" + tree.root.hex()
+    commitment = commit(eligible, salt)
+    loan_hashes, tree, root = commitment.loan_hashes, commitment.tree, commitment.root
     outstanding = sum(x.outstanding_units for x in eligible)
     principal = sum(x.principal_units for x in eligible)
     if record is None:

@@ -10,6 +10,7 @@ a deal is named by its pool's name (None: the only pool of the data dir).
     deals.py    open a deal; create it; investors; subscribe, close; transfer, trade, claim; fund
     periods.py  a servicer's report with its loan-level tape; simulated periods; a period read back
     pools.py    a pool from a tape file or an upload
+    purchases.py  a purchase tape checked against eligibility and concentration, before any mint
 """
 
 from chainabs.service.deals import (
@@ -41,10 +42,12 @@ from chainabs.service.periods import (
     simulate,
 )
 from chainabs.service.pools import CreatedPool, check_tape, create_pool
+from chainabs.service.purchases import Concentration, PurchaseCheck, check_purchase
 
 __all__ = [
-    "FAR_FUTURE", "CreatedPool", "InvestorsChanged", "PostedPeriod", "TapeSource", "TrancheMove", "add_investors",
-    "check_settlement_token", "check_tape", "claim", "close_offering", "create_deal", "create_pool",
-    "deal_cutoff_day", "freeze_investors", "fund", "loan_level_tape", "loans_from_rows", "open_deal", "post_period",
-    "read_period", "report_period", "simulate", "subscribe", "trade", "tranche_index", "transfer",
+    "FAR_FUTURE", "Concentration", "CreatedPool", "InvestorsChanged", "PostedPeriod", "PurchaseCheck", "TapeSource",
+    "TrancheMove", "add_investors", "check_purchase", "check_settlement_token", "check_tape", "claim",
+    "close_offering", "create_deal", "create_pool", "deal_cutoff_day", "freeze_investors", "fund", "loan_level_tape",
+    "loans_from_rows", "open_deal", "post_period", "read_period", "report_period", "simulate", "subscribe", "trade",
+    "tranche_index", "transfer",
 ]

@@ -205,6 +205,10 @@ def test_earlier_purchases_count_and_their_ids_are_refused(data: Path) -> None:
         check(data, [loan("N2", region="EE"), loan("E1", region="EE")])
     (e,) = info.value.errors
     assert (e.line, e.column, e.value, e.reason) == (3, "loan_id", "E1", "already in the purchase of period 3")
+    # a period tape of the initial loans only: the purchased loan counts as committed
+    folder.write_period(PeriodTape(period=2, root="0x" + "00" * 32, statuses=[0] * 4,
+                                   outstanding=[500 * UNITS] * 4))
+    assert check(data, [loan("N1", region="EE")]).figures.before == 3000 * UNITS
     # a period tape reaching past the initial loans gives the purchased loan's balance too
     folder.write_period(PeriodTape(period=4, root="0x" + "00" * 32, statuses=[0] * 5,
                                    outstanding=[1000 * UNITS] * 4 + [10 * UNITS]))

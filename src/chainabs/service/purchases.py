@@ -195,7 +195,7 @@ def _pool_now(files: PoolFiles) -> tuple[list[CommittedLoan], dict[str, str]]:
                 raise Conflict(f"{path} lists {len(tape.statuses)} statuses and {k} balances; the pool has "
                                f"{len(files.rows)} initial loans and {len(loans)} with its purchases")
             loans[:k] = [x.in_period(status=s, outstanding_units=o)
-                         for x, s, o in zip(loans, tape.statuses, tape.outstanding, strict=True)]
+                         for x, s, o in zip(loans[:k], tape.statuses, tape.outstanding, strict=True)]
     return loans, where
 
 

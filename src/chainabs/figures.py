@@ -3,11 +3,14 @@ investor report and a holder's positions, derived from a deal's indexed events.
 
 A deal is known by its record (DealRecord, written by `chainabs deal create`), which names its
 contracts and terms; `DealInfo.load` reads it as these figures need it. Everything that changes
-over the deal's life comes from the chain's events as indexed: `PeriodReported` carries every
-figure of a period (pool and tranches), `Transfer` the holders' units, `Claimed` the cash they
-took. Only what the events cannot say is read from the chain when asked: how much each holder
-can claim now (`claimableOf`, which depends on every distribution and transfer) and
-eligibility, which expires with time.
+over the deal's life comes from the chain's events as indexed, never from a call to the chain:
+`PeriodReported` carries every figure of a period (pool and tranches); the tranche tokens'
+`Transfer`, `Distributed`, `Claimed` and `EntitlementMoved` give each holder's units, what it
+claimed and what it can claim now (chainabs.entitlements replays them as `claimableOf`
+computes it, the way `audit verify` does); the registry's events give eligibility, judged at
+the indexed head's block time; the pool's `TapeCommitted` and `LoansMinted` its root and how
+many loans are minted. What is derived is kept per index generation (Store.generation), so
+it is computed once per indexed block, not per request.
 
 Ratios are floats for display, next to the integer figures they come from; money is always
 integers in base units. The audit API serves these figures (chainabs.api); nothing here knows
@@ -18,15 +21,15 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from eth_utils import to_checksum_address
 
-from chainabs.chain import Chain
 from chainabs.datadir import CommittedLoan, DataDir, DealRecord, PoolDir
+from chainabs.entitlements import RegistryBook, TokenBook
 from chainabs.pool import PoolFiles
 from chainabs.service import loans_from_rows
 from chainabs.servicing import principal_split
@@ -143,11 +146,22 @@ def loan_figures(*, rows: Sequence[CommittedLoan], as_of_day: int) -> dict[str, 
 
 # -- periods, from PeriodReported events ----------------------------------------------------------
 
+def indexed(store: Store, memo: dict[Any, Any]) -> dict[Any, Any]:
+    """The part of `memo` that holds what was derived from the index at its current generation;
+    emptied when the index changes (a new page, a rollback)."""
+    generation = store.generation()
+    current = memo.get("indexed")
+    if current is None or current[0] != generation:
+        current = (generation, {})
+        memo["indexed"] = current
+    return current[1]
+
+
 def periods(store: Store, deal: DealInfo) -> list[dict[str, Any]]:
     """Every reported period in order, flattened from its PeriodReported event, with where it was
-    recorded; memoised per indexed head."""
-    key = ("periods", store.cursor())
-    if key not in deal.memo:
+    recorded; derived once per index generation."""
+    memo = indexed(store, deal.memo)
+    if "periods" not in memo:
         out = []
         for e in store.events(deal.deal, "PeriodReported", limit=MAX_PERIODS):
             figures = e.args["figures"]
@@ -159,9 +173,72 @@ def periods(store: Store, deal: DealInfo) -> list[dict[str, Any]]:
                                for k, t in enumerate(e.args["tranches"])]
             row.update(block_number=e.block_number, block_hash=e.block_hash, tx_hash=e.tx_hash)
             out.append(row)
-        deal.memo.clear()
-        deal.memo[key] = out
-    return deal.memo[key]
+        memo["periods"] = out
+    return memo["periods"]
+
+
+@dataclass(frozen=True)
+class DealBooks:
+    """A deal's tranche tokens and registry replayed from the index (chainabs.entitlements)."""
+
+    tokens: dict[str, TokenBook]    # by token address (lower-case)
+    registry: RegistryBook
+    head_time: int | None           # the indexed head's block time
+
+
+def deal_books(store: Store, deal: DealInfo) -> DealBooks:
+    """The deal's books at the index's current generation, replayed once per generation."""
+    memo = indexed(store, deal.memo)
+    if "books" not in memo:
+        tokens = {t.address: TokenBook() for t in deal.tranches}
+        registry = RegistryBook()
+        addresses = [*tokens, *([deal.registry] if deal.registry else [])]
+        for e in store.events_of(addresses):
+            book = tokens.get(e.address)
+            if book is not None:
+                book.apply(e.event, e.args)
+            else:
+                registry.apply(e.event, e.args)
+        memo["books"] = DealBooks(tokens, registry, store.head_time())
+    books: DealBooks = memo["books"]
+    return books
+
+
+@dataclass(frozen=True)
+class PoolChainState:
+    """What the pool contract holds, from its indexed events: the root it committed to
+    (TapeCommitted; None before), how many loans it minted (LoansMinted) and whether all are."""
+
+    root: str | None
+    loan_count: int
+    minted: int
+
+    @property
+    def filled(self) -> bool:
+        return self.root is not None and self.minted == self.loan_count
+
+
+def pool_chain_state(store: Store, pool: str, memo: dict[Any, Any]) -> PoolChainState:
+    """The pool contract at `pool` as its indexed events describe it, derived once per index
+    generation (`memo`: the caller's, e.g. one per pool)."""
+    cached = indexed(store, memo)
+    if "pool" not in cached:
+        root, count, minted = None, 0, 0
+        for e in store.events_of([pool.lower()]):
+            if e.event == "TapeCommitted":
+                root, count = str(e.args["root"]).lower(), int(e.args["loanCount"])
+            elif e.event == "LoansMinted":
+                minted = int(e.args["mintedCount"])
+        cached["pool"] = PoolChainState(root, count, minted)
+    state: PoolChainState = cached["pool"]
+    return state
+
+
+def index_day(store: Store) -> int:
+    """Today as the index sees it: the indexed head's block day (days since 1970-01-01); the
+    wall clock's before the index knows a block time."""
+    stamp = store.head_time()
+    return (int(time.time()) if stamp is None else stamp) // 86_400
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -318,20 +395,20 @@ def report_csv(report: dict[str, Any]) -> str:
 
 # -- holdings ----------------------------------------------------------------------------------
 
-def enrich_holdings(*, chain: Chain, store: Store, tokens: TrancheTokens, address: str,
-                    holdings: list[dict[str, Any]], lock: threading.RLock) -> list[dict[str, Any]]:
+def enrich_holdings(*, store: Store, tokens: TrancheTokens, address: str,
+                    holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Tranche holdings gain units, outstanding principal (units x balance / face, rounded down,
-    from the last PeriodReported), claimable (read from the token now), claimed (Claimed events)
-    and eligibility (the token's view of the registry, at the chain's latest block). `lock`
-    serialises the chain calls with the rest of the process."""
+    from the last PeriodReported), claimable and claimed (the token's events replayed: what
+    `claimableOf` answers at the indexed head) and eligibility (the registry's events, at the
+    indexed head's block time, as the token mirrors them). Nothing here reads the chain."""
+    address = address.lower()
     held = {h["token"].lower() for h in holdings}
     # a holder who sold every unit may still have cash to claim: show those tranches too
     for token, (deal, t) in tokens.items():
-        if token not in held and store.claimed(token, address):
-            holdings.append({"token": token, "contract": "TrancheToken",
+        if token not in held and deal_books(store, deal).tokens[token].knows(address):
+            holdings.append({"token": to_checksum_address(token), "contract": "TrancheToken",
                              "label": f"{deal.slug}/TrancheToken:{t.symbol}", "kind": "erc20", "amount": "0"})
     out = []
-    now = None
     for h in holdings:
         entry = tokens.get(h["token"].lower())
         if entry is None:
@@ -339,34 +416,44 @@ def enrich_holdings(*, chain: Chain, store: Store, tokens: TrancheTokens, addres
             continue
         deal, t = entry
         state = tranche_state(deal, periods(store, deal))[t.index]
+        books = deal_books(store, deal)
+        book = books.tokens[t.address]
         units = int(h["amount"])
-        contract = chain.contract("TrancheToken", to_checksum_address(t.address))
-        holder = to_checksum_address(address)
-        with lock:
-            claimable = int(chain.call(contract.functions.claimableOf(holder)))
-            eligible_until, frozen = chain.call(contract.functions.eligibilityOf(holder))
-            if now is None:
-                now = int(chain.w3.eth.get_block("latest")["timestamp"])
+        eligible_until, frozen = books.registry.mirrored(address)
+        now = int(time.time()) if books.head_time is None else books.head_time
         out.append({**h, "pool": to_checksum_address(deal.pool), "deal": to_checksum_address(deal.deal),
                     "tranche": t.name, "symbol": t.symbol, "tranche_index": t.index, "units": str(units),
                     "outstanding_principal": units * state["balance"] // t.face if t.face else 0,
-                    "claimable": claimable, "claimed": store.claimed(t.address, address),
-                    "eligible": bool(int(eligible_until) > now and not frozen),
-                    "eligible_until": int(eligible_until), "frozen": bool(frozen)})
+                    "claimable": book.claimable(address), "claimed": book.claimed_by.get(address, 0),
+                    "eligible": not frozen and eligible_until >= now,
+                    "eligible_until": eligible_until, "frozen": frozen})
     return out
 
 
 def _period_tape(deal: DealInfo, folder: PoolDir, n: int) -> tuple[list[int], list[int]] | None:
     """Statuses and outstanding units of period `n`'s loan-level tape, if the pool folder has it."""
+    memo = _current(deal)
     key = ("tape", n)
-    if key not in deal.memo:
+    if key not in memo:
         try:
             tape = folder.read_period(n)
-            deal.memo[key] = None if tape is None else (
+            memo[key] = None if tape is None else (
                 [int(s) for s in tape.statuses], [int(o) for o in tape.outstanding])
         except (OSError, ValueError, KeyError, TypeError):
-            deal.memo[key] = None
-    return deal.memo[key]
+            memo[key] = None
+    result: tuple[list[int], list[int]] | None = memo[key]
+    return result
+
+
+def _current(deal: DealInfo) -> dict[Any, Any]:
+    """The deal's memo of the index generation last seen (periods() moves it on): period tapes
+    and principal splits are read again when the index moves, as a new period may have come
+    with its tape."""
+    current = deal.memo.get("indexed")
+    if current is None:
+        current = deal.memo["indexed"] = (None, {})
+    scratch: dict[Any, Any] = current[1]
+    return scratch
 
 
 def _committed_tape(files: PoolFiles) -> tuple[list[int], list[int]]:
@@ -377,27 +464,38 @@ def _committed_tape(files: PoolFiles) -> tuple[list[int], list[int]]:
 def principal_split_of(deal: DealInfo, files: PoolFiles, n: int) -> tuple[int, int] | None:
     """Period `n`'s (scheduled, unscheduled) principal from its loan-level tape and the one
     before it (the committed rows before period 1); None without them or the cut-off."""
+    memo = _current(deal)
     key = ("split", n)
-    if key not in deal.memo:
+    if key not in memo:
         value = None
         before = _committed_tape(files) if n == 1 else _period_tape(deal, files.dir, n - 1)
         after = _period_tape(deal, files.dir, n)
         if deal.cutoff_day is not None and before is not None and after is not None:
-            if "loans" not in deal.memo:
-                deal.memo["loans"] = loans_from_rows(files.rows)
+            if "loans" not in memo:
+                memo["loans"] = loans_from_rows(files.rows)
             try:
-                value = principal_split(deal.memo["loans"], cutoff_day=deal.cutoff_day, period=n, before=before,
+                value = principal_split(memo["loans"], cutoff_day=deal.cutoff_day, period=n, before=before,
                                         after=after)
             except ValueError:  # a period tape of another length: not this pool's
                 value = None
-        deal.memo[key] = value
-    return deal.memo[key]
+        memo[key] = value
+    result: tuple[int, int] | None = memo[key]
+    return result
 
 
 def pool_deal_figures(deal: DealInfo, store: Store, files: PoolFiles) -> dict[str, Any]:
     """deal_figures of the deal now: its latest period, with that period's loan-level tape for
-    the delinquency buckets and the CPR (the committed rows at closing)."""
+    the delinquency buckets and the CPR (the committed rows at closing); derived once per
+    index generation."""
     history = periods(store, deal)
+    memo = _current(deal)
+    if "pool_figures" not in memo:
+        memo["pool_figures"] = _pool_deal_figures(deal, history, files)
+    result: dict[str, Any] = memo["pool_figures"]
+    return result
+
+
+def _pool_deal_figures(deal: DealInfo, history: list[dict[str, Any]], files: PoolFiles) -> dict[str, Any]:
     tape = _period_tape(deal, files.dir, history[-1]["period"]) if history else None
     statuses, outstanding = tape if tape else (None, None)
     if not history:  # at closing, every loan is as committed

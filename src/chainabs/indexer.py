@@ -203,6 +203,19 @@ class Indexer:
         with self.lock:
             return self.source.block(number)
 
+    def _timestamp(self, number: int, block_hash: str) -> int | None:
+        """The timestamp of block `number` if it still has `block_hash` (the store keeps the
+        indexed head's, so that readers never ask the chain what time the index is at)."""
+        try:
+            with self.lock:
+                block = self.chain.w3.eth.get_block(number)
+        except Exception as exc:  # a missing time is not worth failing the page for
+            log.info("no timestamp for block %d (%s)", number, exc)
+            return None
+        if "0x" + bytes(block["hash"]).hex() != block_hash:
+            return None
+        return int(block["timestamp"])
+
     def _fetch(self, start: int, target: int, addresses: Sequence[str]) -> tuple[int, list[RawLog]]:
         """Logs of [start, end] for the largest end <= target the node accepts."""
         while True:
@@ -292,7 +305,8 @@ class Indexer:
         blocks: list[BlockRow] = [(n, h, None) for n, h in hashes.items() if n != end]
         blocks.append((end, tip[0], tip[1]))
         stats.events += self.store.ingest(events=events, transfers=transfers, blocks=blocks, synced_to=end,
-                                          contracts=addresses, cursor=HEAD if move_head else None)
+                                          contracts=addresses, cursor=HEAD if move_head else None,
+                                          head_time=self._timestamp(end, tip[0]) if move_head else None)
         stats.pages += 1
         stats.blocks += end - start + 1
         return end

@@ -3,7 +3,9 @@
 Tables (addresses and hashes are lower-case 0x-hex text; token amounts are decimal text,
 because uint256 values do not fit SQLite's 64-bit INTEGER):
 
-    meta(key PK, value)                 schema version and chain id of the index
+    meta(key PK, value)                 schema version and chain id of the index; `generation`,
+                                        bumped by every write (a reader's cache key), and
+                                        `head_time`, the indexed head's block and timestamp
     contracts(address PK, artifact, label, kind, start_block, synced_to)
                                         what is indexed; synced_to is each contract's cursor
     cursor(name PK, block_number)       'head': every block up to here is indexed
@@ -24,6 +26,10 @@ Rows are keyed by (block hash, log index), so re-reading a range is idempotent: 
 present is neither stored twice nor counted twice in a balance. `rollback_to` removes
 everything after a block and takes the removed transfers back out of the balances, all in one
 transaction. The file is in WAL mode: the service's readers never wait for the indexer.
+
+Readers that derive figures from the index (chainabs.figures) key what they derive on
+`generation()`: it changes with every page the indexer stores and every rollback, so a cache
+built at one generation is exact until the next.
 
 `Store.open(data_dir, read_only=True)` reads an index without ever writing to it (no schema
 migration, no WAL switch, SQLite's `mode=ro`): the audit reads the operator's index this way.
@@ -240,6 +246,7 @@ class Store:
 
     def set_cursor(self, block_number: int, name: str = HEAD) -> None:
         with self._transaction() as conn:
+            _bump_generation(conn)
             conn.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?)", (name, block_number))
 
     def block_hash(self, number: int) -> str | None:
@@ -269,14 +276,20 @@ class Store:
     # -- writing -----------------------------------------------------------------------------
 
     def ingest(self, *, events: Sequence[EventRow], transfers: Sequence[TransferRow], blocks: Sequence[BlockRow],
-               synced_to: int, contracts: Sequence[str], cursor: str | None = HEAD) -> int:
+               synced_to: int, contracts: Sequence[str], cursor: str | None = HEAD,
+               head_time: int | None = None) -> int:
         """Store one page of decoded events in one transaction and move the cursors.
 
         `contracts` are the addresses the page covered: their `synced_to` becomes `synced_to`;
         so does the `cursor` (None leaves it: a backfill of newly registered contracts).
-        Returns how many events were new.
+        `head_time`: the timestamp of block `synced_to`, kept as the indexed head's time when
+        the head cursor moves. Returns how many events were new.
         """
         with self._transaction() as conn:
+            _bump_generation(conn)
+            if cursor == HEAD:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('head_time', ?)",
+                             (f"{synced_to}:{'' if head_time is None else head_time}",))
             before = conn.total_changes
             conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
             inserted = conn.total_changes - before
@@ -299,6 +312,8 @@ class Store:
         events, transfers and their effect on balances, block hashes; cursors move back.
         Returns the number of events removed."""
         with self._transaction() as conn:
+            _bump_generation(conn)
+            conn.execute("DELETE FROM meta WHERE key = 'head_time'")
             removed = conn.execute(
                 "SELECT block_hash, log_index, block_number, tx_hash, token, kind, from_addr, to_addr, amount, "
                 "token_id FROM transfers WHERE block_number > ?", (block_number,)).fetchall()
@@ -316,6 +331,7 @@ class Store:
     def rebuild_balances(self) -> None:
         """Recompute every balance from the transfers table (an audit of the incremental ones)."""
         with self._transaction() as conn:
+            _bump_generation(conn)
             conn.execute("DELETE FROM balances")
             rows = conn.execute("SELECT block_hash, log_index, block_number, tx_hash, token, kind, from_addr, "
                                 "to_addr, amount, token_id FROM transfers").fetchall()
@@ -347,6 +363,33 @@ class Store:
             "SELECT args_json FROM events WHERE address = ? AND event = 'Claimed' "
             "AND json_extract(args_json, '$.holder') = ?", (token.lower(), holder.lower()))
         return sum(int(json.loads(r[0])["amount"]) for r in rows)
+
+    def generation(self) -> int:
+        """A number that changes whenever the index does (every stored page, every rollback):
+        what a cache of figures derived from the index is keyed on."""
+        row = self._reader().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def head_time(self) -> int | None:
+        """The timestamp of the indexed head's block, None when the index does not know it
+        (before the first sync, right after a rollback, or an index written before it was kept)."""
+        row = self._reader().execute("SELECT value FROM meta WHERE key = 'head_time'").fetchone()
+        if row is None:
+            return None
+        block, _, stamp = str(row[0]).partition(":")
+        return int(stamp) if stamp and int(block) == self.cursor() else None
+
+    def events_of(self, addresses: Sequence[str], *, to_block: int | None = None) -> list[Event]:
+        """Every decoded event of the contracts at `addresses` (lower-case), in chain order."""
+        if not addresses:
+            return []
+        marks = ", ".join("?" * len(addresses))
+        bound = " AND block_number <= ?" if to_block is not None else ""
+        rows = self._reader().execute(
+            "SELECT block_number, block_hash, log_index, tx_hash, address, contract, event, args_json FROM events "
+            f"WHERE address IN ({marks}){bound} ORDER BY block_number, log_index",
+            (*addresses, *(() if to_block is None else (to_block,))))
+        return [_event(r) for r in rows]
 
     def head(self) -> int | None:
         """The indexed head: every block up to it is indexed (None before the first sync)."""
@@ -434,6 +477,11 @@ def _event(row: Sequence[Any]) -> Event:
     """An `events` row, as `Store.events` selects it."""
     number, block_hash, index, tx, address, contract, event, args_json = row
     return Event(number, block_hash, index, tx, address, contract, event, json.loads(args_json))
+
+
+def _bump_generation(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE "
+                 "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
 
 
 # -- balance arithmetic (Python ints: exact for any uint256) -----------------------------------

@@ -286,8 +286,7 @@ def test_pools_and_holdings_show_what_the_deal_catalog_gives(world: World) -> No
         def for_pool(self, pool_slug: str) -> DealInfo | None:
             return deal if pool_slug == "api-pool" else None
 
-        def holdings(self, *, chain: Any, store: Store, address: str, holdings: list[dict[str, Any]],
-                     lock: Any) -> list[dict[str, Any]]:
+        def holdings(self, *, store: Store, address: str, holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [{**h, "claimable": 0, "eligible": True} for h in holdings]
 
     app = create_app(Settings(data_dir=world.ctx.data_dir), world.ctx, store=world.store)

@@ -191,11 +191,13 @@ def test_a_frozen_investor_shows_as_ineligible(world: DealWorld) -> None:
     snap = chain.snapshot()
     try:
         deals.freeze(world.handle, investors=[world.investors[0]])
+        Indexer(world.ctx, world.store).sync()  # the API answers as of the indexed head
         holding = next(h for h in get(world, f"/investors/{world.investors[0]}/holdings")["holdings"]
                        if h.get("tranche_index") == 0)
         assert holding["frozen"] is True and holding["eligible"] is False
     finally:
         chain.revert(snap)
+        Indexer(world.ctx, world.store).sync()  # the freeze's block is gone: the index follows
 
 
 def test_tranche_transfers_are_traced(world: DealWorld) -> None:

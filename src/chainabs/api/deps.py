@@ -23,7 +23,6 @@ from fastapi import Path as PathParam
 
 from chainabs import figures
 from chainabs.api.settings import Settings
-from chainabs.chain import Chain
 from chainabs.context import Context
 from chainabs.datadir import DataDir, DealRecord, read_json, slug
 from chainabs.errors import ChainabsError, InvalidInput, NotFound
@@ -149,11 +148,10 @@ class DealCatalog:
         deal = self.for_pool(files.folder.name)
         return None if deal is None else figures.pool_deal_figures(deal, store, files)
 
-    def holdings(self, *, chain: Chain, store: Store, address: str, holdings: list[dict[str, Any]],
-                 lock: threading.RLock) -> list[dict[str, Any]]:
+    def holdings(self, *, store: Store, address: str, holdings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The index's holdings of `address`, tranche tokens enriched (figures.enrich_holdings)."""
-        return figures.enrich_holdings(chain=chain, store=store, tokens=self.tranche_tokens(), address=address,
-                                       holdings=holdings, lock=lock)
+        return figures.enrich_holdings(store=store, tokens=self.tranche_tokens(), address=address,
+                                       holdings=holdings)
 
 
 # -- the app's state -----------------------------------------------------------------------------

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -18,59 +17,9 @@ from eth_utils import to_checksum_address
 from chainabs import deal as deals
 from chainabs.audit.events import DealEvents
 from chainabs.audit.report import Check, first
+from chainabs.entitlements import TokenBook
 
-ZERO = "0x" + "0" * 40
-MAGNITUDE = deals.MAGNITUDE
-
-
-@dataclass
-class TokenBook:
-    """One tranche token replayed from its events: units, and entitlements in 1/MAGNITUDE."""
-
-    balances: dict[str, int] = field(default_factory=dict)
-    corrections: dict[str, int] = field(default_factory=dict)
-    supply: int = 0
-    points: int = 0
-    carry: int = 0
-    paid: int = 0
-    claimed: int = 0
-    minted: int = 0
-    overdrafts: list[str] = field(default_factory=list)          # a Transfer of more than was held
-    bad_distributions: list[str] = field(default_factory=list)   # emitted points/carry not the arithmetic
-
-    def transfer(self, sender: str, receiver: str, value: int) -> None:
-        moved = self.points * value
-        if sender == ZERO:
-            self.supply += value
-            self.minted += value
-        else:
-            left = self.balances.get(sender, 0) - value
-            if left < 0:
-                self.overdrafts.append(f"{sender} sends {value} holding {left + value}")
-            self.balances[sender] = left
-            self.corrections[sender] = self.corrections.get(sender, 0) + moved
-        self.balances[receiver] = self.balances.get(receiver, 0) + value
-        self.corrections[receiver] = self.corrections.get(receiver, 0) - moved
-
-    def distribute(self, cash: int, points: int, carry: int) -> None:
-        scaled = cash * MAGNITUDE + self.carry
-        expected = (self.points + scaled // self.supply, scaled % self.supply) if self.supply else None
-        if expected != (points, carry):
-            self.bad_distributions.append(f"Distributed({cash}) emitted points {points}, carry {carry}; "
-                                          f"expected {expected}")
-        self.points, self.carry, self.paid = points, carry, self.paid + cash
-
-    def move_entitlement(self, sender: str, receiver: str, amount: int) -> None:
-        """A forced transfer's EntitlementMoved: `amount` (1/MAGNITUDE units) changes hands."""
-        self.corrections[sender] = self.corrections.get(sender, 0) - amount
-        self.corrections[receiver] = self.corrections.get(receiver, 0) + amount
-
-    def claim(self, holder: str, amount: int) -> None:
-        self.corrections[holder] = self.corrections.get(holder, 0) - amount * MAGNITUDE
-        self.claimed += amount
-
-    def claimable(self, holder: str) -> int:
-        return (self.points * self.balances.get(holder, 0) + self.corrections.get(holder, 0)) // MAGNITUDE
+__all__ = ["TokenBook", "check_claims", "check_registry", "check_units", "replay_tokens"]
 
 
 def replay_tokens(ev: DealEvents, upto: int | None = None) -> list[TokenBook]:
@@ -80,15 +29,7 @@ def replay_tokens(ev: DealEvents, upto: int | None = None) -> list[TokenBook]:
         book = books.get(e.address)
         if book is None or (upto is not None and e.block_number > upto):
             continue
-        a = e.args
-        if e.name == "Transfer":
-            book.transfer(str(a["from"]), str(a["to"]), int(a["value"]))
-        elif e.name == "Distributed":
-            book.distribute(int(a["cash"]), int(a["pointsPerUnit"]), int(a["carry"]))
-        elif e.name == "Claimed":
-            book.claim(str(a["holder"]), int(a["amount"]))
-        elif e.name == "EntitlementMoved":
-            book.move_entitlement(str(a["from"]), str(a["to"]), int(a["amount"]))
+        book.apply(e.name, e.args)
     return [books[t] for t in ev.tokens]
 
 

@@ -39,10 +39,13 @@ class TrancheHolding(Holding):
     units: str = Field(description="the amount, as tranche units (decimal string)")
     outstanding_principal: int = Field(description="units x the tranche's balance / face, rounded down, as of "
                                                    "the last reported period")
-    claimable: int = Field(description="cash the holder can claim now (read from the token)")
+    claimable: int = Field(description="cash the holder can claim (the token's claimableOf at the indexed head, "
+                                       "replayed from its Transfer, Distributed, Claimed and EntitlementMoved "
+                                       "events); a frozen or ineligible holder's cash is held, not lost")
     claimed: int = Field(description="cash claimed so far (Claimed events)")
-    eligible: bool = Field(description="eligible to hold and receive now (the registry, at the latest block)")
-    eligible_until: int = Field(description="unix time the eligibility ends")
+    eligible: bool = Field(description="eligible to hold, receive and claim (the registry's events, at the "
+                                       "indexed head's block time)")
+    eligible_until: int = Field(description="unix time the eligibility ends (as the token mirrors it)")
     frozen: bool
 
 
@@ -85,7 +88,7 @@ def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings
     items: list[dict[str, Any]] = [
         {"token": checksum(b.token), "contract": b.artifact, "label": b.label, "kind": b.kind, "amount": str(b.amount)}
         for b in store.holdings(address)]
-    items = deals.holdings(chain=state.ctx.chain, store=store, address=address, holdings=items, lock=state.chain_lock)
+    items = deals.holdings(store=store, address=address, holdings=items)
     return Holdings(address=checksum(address), indexed_head=store.cursor(),
                     holdings=[TrancheHolding(**item) if "tranche_index" in item else Holding(**item)
                               for item in items])

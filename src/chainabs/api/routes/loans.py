@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from chainabs import merkle
-from chainabs.api.deps import PageDep, PoolEntry, PoolEntryDep, StateDep, shown
+from chainabs import figures, merkle
+from chainabs.api.deps import AppState, PageDep, PoolEntry, PoolEntryDep, StateDep, shown
 from chainabs.datadir import CommittedLoan
-from chainabs.errors import ChainabsError, NotFound
-from chainabs.pool import PoolFiles, verify_proof_on_chain
+from chainabs.errors import ChainabsError, Conflict, NotFound
+from chainabs.pool import LoanProof, PoolFiles
 from chainabs.tape import PRODUCTS, REPAYMENT_TYPES, STATUSES, format_day
 
 router = APIRouter(tags=["loans"])
@@ -67,8 +67,9 @@ class Proof(BaseModel):
     proof: list[str]
     root: str
     token_id: str
-    verified_on_chain: bool = Field(description="the pool contract's verifyLoan(loan_hash, proof), which hashes "
-                                    "the leaf itself")
+    verified_on_chain: bool = Field(description="what the pool contract's verifyLoan(loan_hash, proof) answers "
+                                    "(it hashes the leaf itself): computed against the root the pool committed "
+                                    "on chain (its TapeCommitted event, indexed)")
 
 
 def loan_view(row: CommittedLoan, index: int, pool: str | None) -> Loan:
@@ -132,6 +133,20 @@ def get_proof(state: StateDep, entry: PoolEntryDep, loan_id: LoanId) -> Proof:
     files = entry.files
     _index(files, loan_id)
     proof = files.proof(loan_id)
-    with state.chain_lock:
-        proof.verified_on_chain = verify_proof_on_chain(state.ctx, files, proof)
+    proof.verified_on_chain = verifies_on_chain(state, entry, proof)
     return Proof(**proof.as_dict())
+
+
+def verifies_on_chain(state: AppState, entry: PoolEntry, proof: LoanProof) -> bool:
+    """What the pool contract's verifyLoan(loan hash, proof) answers: OpenZeppelin's
+    MerkleProof over keccak256(loan hash) against the root the pool committed to. verifyLoan is
+    a pure function of that root, which is set once (TapeCommitted, indexed), so it is computed
+    here rather than asked of the chain on every request."""
+    address = entry.files.record.address
+    if not address:
+        raise Conflict(f"pool {entry.files.record.name!r} is not deployed yet")
+    root = figures.pool_chain_state(state.store, address, entry.memo).root
+    if root is None:
+        return False  # loanRoot() is zero: no proof verifies
+    leaf = merkle.leaf_from_loan_hash(bytes.fromhex(proof.loan_hash[2:]))
+    return merkle.verify(leaf, [bytes.fromhex(p[2:]) for p in proof.proof], bytes.fromhex(root[2:]))

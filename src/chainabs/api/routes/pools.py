@@ -1,9 +1,11 @@
-"""GET /pools and /pools/{pool}: what each pool holds, from its committed loan rows and the chain.
+"""GET /pools and /pools/{pool}: what each pool holds, from its committed loan rows and its events.
 
 The loan-side figures (count, balances, WAC, WAM, status and product mix) come from the rows
 the pool committed to, whose Merkle root is on chain (chainabs.figures.loan_figures); `minted`,
-`filled` and `root_on_chain` are read from the pool contract. Deal figures (pool factor,
-tranches, defaults, triggers...) are the deal catalog's (chainabs.figures), under `deal`.
+`filled` and `root_on_chain` from the pool contract's indexed events (TapeCommitted,
+LoansMinted), as of the indexed head. Deal figures (pool factor, tranches, defaults,
+triggers...) are the deal catalog's (chainabs.figures), under `deal`. Nothing here reads the
+chain per request.
 """
 
 from __future__ import annotations
@@ -34,16 +36,17 @@ class PoolSummary(BaseModel):
     chain_id: int
     deployment_block: int | None
     root: str = Field(description="Merkle root over the pool's loan commitments, as recorded")
-    root_on_chain: str | None = Field(description="the root the pool contract holds")
+    root_on_chain: str | None = Field(description="the root the pool contract committed to (its TapeCommitted "
+                                      "event, indexed)")
     loan_count: int
-    minted: int | None = Field(description="loans minted on chain so far")
+    minted: int | None = Field(description="loans minted on chain so far (LoansMinted, as of the indexed head)")
     filled: bool | None
     principal_units: int
     outstanding_units: int
     wac_bps: float = Field(description="weighted average coupon (annual rate, bps), weighted by outstanding")
     wam_months: float = Field(description="weighted average remaining term in months at `as_of`")
     wa_original_term_months: float
-    as_of: str = Field(description="the date WAM is computed at: `?as_of=` or the chain's latest block")
+    as_of: str = Field(description="the date WAM is computed at: `?as_of=` or the indexed head's block")
     by_status: dict[str, Bucket]
     by_product: dict[str, Bucket]
     deal: DealFigures | None = Field(None, description="deal figures, when the pool has a deal")
@@ -56,12 +59,6 @@ class PoolList(BaseModel):
     items: list[PoolSummary]
 
 
-def _chain_day(state: AppState) -> int:
-    with state.chain_lock:
-        timestamp = int(state.ctx.chain.w3.eth.get_block("latest")["timestamp"])
-    return timestamp // 86_400
-
-
 def pool_summary(*, state: AppState, deals: DealCatalog, entry: PoolEntry, as_of_day: int) -> PoolSummary:
     files = entry.files
     record = files.record
@@ -72,12 +69,9 @@ def pool_summary(*, state: AppState, deals: DealCatalog, entry: PoolEntry, as_of
         entry.memo[key] = figures.loan_figures(rows=files.rows, as_of_day=as_of_day)
     minted = filled = root_on_chain = None
     if record.address:
-        chain = state.ctx.chain
-        contract = chain.contract("LoanPool", record.address)
-        with state.chain_lock:
-            minted = int(chain.call(contract.functions.mintedCount()))
-            filled = bool(chain.call(contract.functions.filled()))
-            root_on_chain = "0x" + bytes(chain.call(contract.functions.loanRoot())).hex()
+        chain = figures.pool_chain_state(state.store, record.address, entry.memo)
+        minted, filled = chain.minted, chain.filled
+        root_on_chain = chain.root or "0x" + "00" * 32  # loanRoot() before the tape is committed
     deal = deals.pool_figures(store=state.store, files=files)
     return PoolSummary(name=record.name, slug=files.folder.name,
                        address=checksum(record.address.lower()) if record.address else None,
@@ -86,11 +80,11 @@ def pool_summary(*, state: AppState, deals: DealCatalog, entry: PoolEntry, as_of
                        root_on_chain=root_on_chain, minted=minted, filled=filled, deal=deal, **entry.memo[key])
 
 
-AsOf = Annotated[date | None, Query(description="date for WAM (YYYY-MM-DD); default: the chain's latest block")]
+AsOf = Annotated[date | None, Query(description="date for WAM (YYYY-MM-DD); default: the indexed head's block")]
 
 
 def _as_of_day(state: AppState, as_of: date | None) -> int:
-    return as_of.toordinal() - _EPOCH if as_of is not None else _chain_day(state)
+    return as_of.toordinal() - _EPOCH if as_of is not None else figures.index_day(state.store)
 
 
 @router.get("/pools", response_model=PoolList)

@@ -4,7 +4,8 @@
     scripts/bench.py mint --loans N [--rpc URL | --anvil]
     scripts/bench.py transfer
     scripts/bench.py distribute
-    scripts/bench.py api [--events 100000] [--requests 3000]
+    scripts/bench.py api [--loans 2000] [--data-dir DIR] [--clients 64]
+    scripts/bench.py ingest [--events 100000] [--requests 3000]
     scripts/bench.py merkle [--loans 100000]
     scripts/bench.py nesting [--sizes 32768,1048576,67108864] [--old-up-to 32768]
     scripts/bench.py waterfall2
@@ -162,11 +163,17 @@ def bench_distribute(args: argparse.Namespace) -> dict:
     return out
 
 
+def bench_ingest(args: argparse.Namespace) -> dict:
+    import bench_ingest as ingest
+
+    real = args.events if args.real_events is None else args.real_events
+    return ingest.bench_api(args.events, real_events=real, requests=args.requests)
+
+
 def bench_api(args: argparse.Namespace) -> dict:
     import bench_api as api
 
-    real = args.events if args.real_events is None else args.real_events
-    return api.bench_api(args.events, real_events=real, requests=args.requests)
+    return api.bench_api(args)
 
 
 def bench_merkle(args: argparse.Namespace) -> dict:
@@ -263,12 +270,22 @@ def main() -> int:
     distribute.add_argument("--simulate-loans", type=int, default=100_000,
                             help="also time 12 simulated periods of a pool this size (0: skip)")
     distribute.set_defaults(func=bench_distribute)
-    api = sub.add_parser("api", help="holdings latency over HTTP vs an eth_getLogs scan; indexer ingest rate")
-    api.add_argument("--events", type=int, default=100_000, help="transfer events in the index")
-    api.add_argument("--real-events", type=int, default=None,
-                     help="of those, minted on chain (default: all of them, one loan token each)")
-    api.add_argument("--requests", type=int, default=3_000, help="timed holdings requests")
+    api = sub.add_parser("api", help="every endpoint class of `chainabs serve`, one client and 64 at once")
+    api.add_argument("--loans", type=int, default=2_000, help="loans of the `chainabs demo` data dir")
+    api.add_argument("--data-dir", type=Path, default=None,
+                     help="an existing demo data dir to serve (default: run `chainabs demo` in a temporary one)")
+    api.add_argument("--single", type=int, default=1_000, help="timed requests per endpoint, one client")
+    api.add_argument("--clients", type=int, default=64, help="concurrent clients")
+    api.add_argument("--per-client", type=int, default=40, help="requests per client per endpoint, concurrent")
+    api.add_argument("--profile", type=Path, default=None,
+                     help="also sample the server with py-spy (if installed) into this SVG flame graph")
     api.set_defaults(func=bench_api)
+    ingest = sub.add_parser("ingest", help="indexer ingest rate; holdings over HTTP vs an eth_getLogs scan")
+    ingest.add_argument("--events", type=int, default=100_000, help="transfer events in the index")
+    ingest.add_argument("--real-events", type=int, default=None,
+                        help="of those, minted on chain (default: all of them, one loan token each)")
+    ingest.add_argument("--requests", type=int, default=3_000, help="timed holdings requests")
+    ingest.set_defaults(func=bench_ingest)
     merkle = sub.add_parser("merkle", help="tape parsing, loan commitments and the Merkle tree, off chain")
     merkle.add_argument("--loans", type=int, default=100_000)
     merkle.add_argument("--seed", type=int, default=1)

@@ -1,235 +1,287 @@
 #!/usr/bin/env python3
-"""The audit API benchmark: holdings latency over HTTP against the same answer from eth_getLogs.
+"""The audit API benchmark: every public endpoint class of a real `chainabs serve`, one client
+and many at once.
 
-    scripts/bench.py api [--events 100000] [--real-events N] [--requests 3000]
+    scripts/bench.py api [--loans 2000] [--data-dir DIR] [--clients 64] [--profile flame.svg]
 
-One run, on the embedded chain:
-1. A pool of at least `real_events` loans is tokenised (one LoanToken Transfer event per loan) and a few
-   hundred settlement-token transfers move cash between 20 investors.
-2. The indexer reads all of it into a fresh index: that is the ingest rate (events per second,
-   wall clock of `Indexer.sync`, decoding and SQLite included).
-3. Synthetic ERC-20 transfers between 10,000 synthetic holders are added straight into the
-   store until it holds `events` transfer rows (minting 100,000 real transfers one transaction
-   each would take py-evm about 25 minutes; with `--real-events` equal to `--events` every
-   row is real instead, and slower to build).
-4. uvicorn serves the app on a free loopback port; a keep-alive client asks
-   GET /investors/{address}/holdings for a rotating mix of real and synthetic holders:
-   p50 and p99 latency.
-5. The same holdings of the pool and of one investor are computed straight from the chain
-   (eth_getLogs for every Transfer of the indexed tokens since the deployment, folded), timed,
-   and checked equal to the API's answer; the ratio is chain scan time / API p50.
+1. A data dir made by `chainabs demo --loans N --no-serve` (12 periods, five investors, trades)
+   in a temporary folder, or the one given with --data-dir.
+2. `chainabs --data-dir DIR serve` in a subprocess: one uvicorn worker, with its indexer
+   thread, its access log and its request guard, exactly as an operator runs it; the figures
+   wait until /health says the index is at the chain's head.
+3. Each endpoint class is asked in turn, from this process, over keep-alive HTTP/1.1
+   connections (a small asyncio client on raw streams, so the load generator costs as little
+   CPU as possible on a machine it shares with the server):
+   - single client: `--single` requests one after another: p50, p99;
+   - `--clients` clients at once, `--per-client` requests each: requests/s (all requests over
+     the wall clock from the first sent to the last answered), p50, p99 and errors (any
+     status but 200, or a broken connection).
+   The paths rotate over the holders, periods and loans of their class, and the output names
+   which holder type and path each figure measured.
+4. With --profile, py-spy (when installed) samples the server during a second concurrent
+   round of the tranche-holder class and writes a flame graph.
+
+Targets (issue 16): p50 <= 5 ms single-client for each class; >= 500 requests/s per class at
+64 clients with one worker; p99 <= 250 ms at 64 clients; 0 errors.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
+import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-SYNTHETIC_TOKEN = "0x" + "5e" * 20
-SYNTHETIC_HOLDERS = 10_000
+TARGETS = {"single_p50_ms": 5.0, "concurrent_rps": 500.0, "concurrent_p99_ms": 250.0, "errors": 0}
 
 
-def _percentile(samples: list[float], q: float) -> float:
+def _percentile(samples: Sequence[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _add_synthetic_transfers(store: Any, count: int, first_block: int) -> None:
-    """`count` ERC-20 transfers of a synthetic token among synthetic holders, 100 per fake block."""
-    from chainabs.store import ContractRow
+# -- a minimal keep-alive HTTP/1.1 client --------------------------------------------------------
 
-    store.add_contracts([ContractRow(SYNTHETIC_TOKEN, "PlainERC20", "synthetic/PlainERC20", "erc20", 0, 0)])
-    holders = [f"0x{i:040x}" for i in range(1, SYNTHETIC_HOLDERS + 1)]
-    zero = "0x" + "0" * 40
-    batch = 20_000
-    for start in range(0, count, batch):
-        events, transfers = [], []
-        for i in range(start, min(count, start + batch)):
-            block = first_block + i // 100
-            block_hash = f"0x{block:064x}"
-            tx_hash = f"0x{i + 1:064x}"
-            sender = zero if i < SYNTHETIC_HOLDERS else holders[(i * 7919) % SYNTHETIC_HOLDERS]
-            receiver = holders[i % SYNTHETIC_HOLDERS]
-            amount = 1_000_000 if sender == zero else 1
-            args = json.dumps({"from": sender, "to": receiver, "value": amount}, separators=(",", ":"))
-            events.append((block_hash, i % 100, block, tx_hash, SYNTHETIC_TOKEN, "synthetic/PlainERC20", "Transfer",
-                           args))
-            transfers.append((block_hash, i % 100, block, tx_hash, SYNTHETIC_TOKEN, "erc20", sender, receiver,
-                              str(amount), None))
-        store.ingest(events=events, transfers=transfers, blocks=[], synced_to=0, contracts=[], cursor=None)
+class Connection:
+    """One keep-alive connection; `get` returns (status, body)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
 
 
-def _holdings_from_chain(chain: Any, tokens: list[str], start: int, address: str) -> tuple[dict[str, int], float]:
-    """An address's balance of each token, folded from every Transfer log since `start`."""
-    from eth_utils import to_checksum_address
+@dataclass
+class Round:
+    latencies: list[float]
+    errors: int
+    seconds: float
 
+    def figures(self) -> dict[str, float]:
+        ok = self.latencies or [float("nan")]
+        return {"requests": len(self.latencies) + self.errors,
+                "requests_per_s": round((len(self.latencies) + self.errors) / self.seconds, 1),
+                "p50_ms": round(statistics.median(ok) * 1000, 2), "p99_ms": round(_percentile(ok, 0.99) * 1000, 2),
+                "errors": self.errors}
+
+
+async def _client(port: int, paths: Sequence[str], start: int, count: int, latencies: list[float],
+                  errors: list[str]) -> None:
+    conn = await Connection.open(port)
+    try:
+        for i in range(count):
+            path = paths[(start + i) % len(paths)]
+            t0 = time.perf_counter()
+            try:
+                status, body = await conn.get(path)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors.append(f"{path}: {exc.__class__.__name__}")
+                conn.close()
+                conn = await Connection.open(port)
+                continue
+            if status != 200:
+                errors.append(f"{path}: HTTP {status} {body[:120]!r}")
+                continue
+            latencies.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+
+
+async def _round(port: int, paths: Sequence[str], clients: int, per_client: int) -> tuple[Round, list[str]]:
+    latencies: list[float] = []
+    errors: list[str] = []
     started = time.perf_counter()
-    logs = chain.w3.eth.get_logs({"fromBlock": start, "toBlock": "latest",
-                                  "address": [to_checksum_address(t) for t in tokens], "topics": [TRANSFER_TOPIC]})
-    balances: dict[str, int] = {}
-    wanted = address.lower()
-    for lg in logs:
-        topics = lg["topics"]
-        sender, receiver = "0x" + bytes(topics[1])[12:].hex(), "0x" + bytes(topics[2])[12:].hex()
-        amount = 1 if len(topics) == 4 else int.from_bytes(bytes(lg["data"]), "big")  # ERC-721: one token
-        token = lg["address"].lower()
-        if sender == wanted:
-            balances[token] = balances.get(token, 0) - amount
-        if receiver == wanted:
-            balances[token] = balances.get(token, 0) + amount
-    return {t: v for t, v in balances.items() if v}, time.perf_counter() - started
+    await asyncio.gather(*(_client(port, paths, k * per_client, per_client, latencies, errors)
+                           for k in range(clients)))
+    return Round(latencies, len(errors), time.perf_counter() - started), errors
 
 
-class _Server:
-    """uvicorn in a thread on a free loopback port."""
+def measure(port: int, paths: Sequence[str], *, clients: int, per_client: int) -> tuple[Round, list[str]]:
+    return asyncio.run(_round(port, paths, clients, per_client))
 
-    def __init__(self, app: Any) -> None:
-        import uvicorn
 
-        from chainabs.chain.anvil import free_port
+# -- the server ------------------------------------------------------------------------------------
 
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                   access_log=False, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+def _get_json(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as reply:
+        return json.loads(reply.read())
 
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    """`chainabs --data-dir DIR serve --port P` in a subprocess, until the index is at the head."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.log = log.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "chainabs.cli", "--data-dir", str(data_dir), "serve",
+                                      "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def __enter__(self) -> Served:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chainabs serve exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                health = _get_json(self.port, "/health")
+                if health.get("lag") == 0:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("chainabs serve did not catch up with the chain in 300 s")
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
 
-def _api_holdings(conn: http.client.HTTPConnection, address: str) -> dict[str, int]:
-    conn.request("GET", f"/investors/{address}/holdings")
-    response = conn.getresponse()
-    body = json.loads(response.read())
-    if response.status != 200:
-        raise RuntimeError(f"holdings of {address}: {response.status} {body}")
-    return {h["token"].lower(): int(h["amount"]) for h in body["holdings"]}
+# -- what to ask -----------------------------------------------------------------------------------
 
-
-def bench_api(events: int = 100_000, *, real_events: int = 100_000, requests: int = 3_000,
-              seed: int = 1) -> dict[str, Any]:
-    from chainabs.api import Settings, create_app
-    from chainabs.chain import EmbeddedChain
-    from chainabs.context import Context
-    from chainabs.deploy import deploy_core
-    from chainabs.indexer import Indexer
-    from chainabs.pool import create_pool
+def endpoint_classes(port: int, data_dir: Path) -> dict[str, dict[str, Any]]:
+    """{class: {"paths": [...], "measured": what the paths are}} of every public endpoint class."""
     from chainabs.store import Store
-    from chainabs.tapegen import write_tape
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        seconds: dict[str, float] = {}
-        started = time.perf_counter()
-        tape = root / "tape.csv"
-        write_tape(tape, real_events * 108 // 100, seed, "csv")  # about 7% of a synthetic tape is ineligible
-        chain = EmbeddedChain()
-        core = deploy_core(chain)
-        ctx = Context(data_dir=root / "data", chain=chain, core=core, manifest_path=root / "deployment.json")
-        ctx.data_dir.mkdir()
-        report = create_pool(ctx, tape_path=tape, name="bench")
-        cash = chain.contract("SettlementToken", core.contracts["SettlementToken"])
-        investors = chain.accounts[1:]
-        for i, investor in enumerate(investors):
-            chain.send(cash.functions.mint(investor, 1_000_000 * (i + 1)))
-        for i in range(200):
-            sender, receiver = investors[i % len(investors)], investors[(i * 7 + 3) % len(investors)]
-            if sender != receiver:
-                chain.send(cash.functions.transfer(receiver, 1_000 + i), sender=sender)
-        seconds["build_chain"] = time.perf_counter() - started
-
-        store = Store.open(ctx.data_dir, chain_id=chain.chain_id)
-        stats = Indexer(ctx, store).sync()
-        real_transfers = store.counts()["transfers"]
-
-        started = time.perf_counter()
-        synthetic = max(0, events - real_transfers)
-        _add_synthetic_transfers(store, synthetic, first_block=chain.block_number() + 1_000)
-        seconds["synthetic_rows"] = time.perf_counter() - started
-        counts = store.counts()
-
-        app = create_app(Settings(data_dir=ctx.data_dir), ctx, store=store)
-        real_addresses = [report.pool, *investors]
-        mix = [*real_addresses, *(f"0x{i:040x}" for i in range(1, SYNTHETIC_HOLDERS + 1, 97))]
-        with _Server(app) as server:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            for i in range(200):  # warm up: connection, caches, code paths
-                _api_holdings(conn, mix[i % len(mix)])
-            samples = []
-            for i in range(requests):
-                address = mix[i % len(mix)]
-                t0 = time.perf_counter()
-                _api_holdings(conn, address)
-                samples.append(time.perf_counter() - t0)
-            same = []
-            for _ in range(200):
-                t0 = time.perf_counter()
-                api_pool = _api_holdings(conn, report.pool)
-                same.append(time.perf_counter() - t0)
-            api_investor = _api_holdings(conn, investors[0])
-            conn.close()
-
-        tokens = [core.contracts["LoanToken"], core.contracts["SettlementToken"]]
-        chain_pool, scan_pool = _holdings_from_chain(chain, tokens, core.deployment_block, report.pool)
-        chain_investor, scan_investor = _holdings_from_chain(chain, tokens, core.deployment_block, investors[0])
+    pools = _get_json(port, "/pools?limit=1")["items"]
+    if not pools:
+        raise RuntimeError(f"no pool in {data_dir}")
+    pool = pools[0]
+    slug, address = pool["slug"], pool["address"]
+    tranches = _get_json(port, f"/pools/{slug}/tranches")["items"]
+    periods = _get_json(port, f"/pools/{slug}/periods?limit=1000")["items"]
+    loans = [item["loan_id"] for item in _get_json(port, f"/pools/{slug}/loans?limit=1000")["items"]]
+    store = Store.open(data_dir, read_only=True)
+    try:
+        holders = sorted({h for t in tranches for h in store.balances_of_token(t["address"].lower())})
+        loan_holders = sorted({h for h, b in ((h, store.holdings(h)) for h in [address.lower()])
+                               if any(x.artifact == "LoanToken" for x in b)})
+    finally:
         store.close()
-
-    p50, p99 = statistics.median(samples), _percentile(samples, 0.99)
-    p50_same = statistics.median(same)
+    if not holders or not loan_holders or not periods:
+        raise RuntimeError("the data dir has no tranche holders, loan-token holder or period: run the full demo")
     return {
-        "bench": "api",
-        "transfer_events_indexed": counts["transfers"],
-        "real_transfer_events": real_transfers,
-        "synthetic_transfer_events": synthetic,
-        "events_indexed": counts["events"],
-        "holders": counts["balances"],
-        "ingest_events": stats.events,
-        "ingest_seconds": round(stats.seconds, 3),
-        "ingest_events_per_s": round(stats.events_per_second, 1),
-        "requests": requests,
-        "holdings_p50_ms": round(p50 * 1000, 3),
-        "holdings_p99_ms": round(p99 * 1000, 3),
-        "holdings_p50_ms_pool": round(p50_same * 1000, 3),
-        "chain_scan_ms_pool": round(scan_pool * 1000, 1),
-        "chain_scan_ms_investor": round(scan_investor * 1000, 1),
-        "chain_scan_transfer_logs": real_transfers,
-        "speedup_vs_chain_scan": round(scan_pool / p50_same, 1),
-        "answers_match": chain_pool == api_pool and chain_investor == api_investor,
-        "seconds": {k: round(v, 2) for k, v in seconds.items()},
-        "targets": {"p50_ms": 5, "p99_ms": 25, "speedup": 100, "ingest_events_per_s": 5000},
+        "loan-token holder holdings": {
+            "paths": [f"/investors/{h}/holdings" for h in loan_holders],
+            "measured": f"GET /investors/{{a}}/holdings for the pool contract {address}, which holds every loan "
+                        f"token ({pool['loan_count']}) and no tranche unit"},
+        "tranche holder holdings": {
+            "paths": [f"/investors/{h}/holdings" for h in holders],
+            "measured": f"GET /investors/{{a}}/holdings rotating over the {len(holders)} tranche holders "
+                        "(investors and the originator): units, principal, claimable, claimed, eligibility"},
+        "pool": {"paths": [f"/pools/{slug}"], "measured": f"GET /pools/{slug} (loan figures and deal figures)"},
+        "period": {"paths": [f"/pools/{slug}/periods/{p['period']}" for p in periods],
+                   "measured": f"GET /pools/{slug}/periods/{{n}} rotating over its {len(periods)} periods"},
+        "loan": {"paths": [f"/pools/{slug}/loans/{lid}" for lid in loans],
+                 "measured": f"GET /pools/{slug}/loans/{{id}} rotating over {len(loans)} loans"},
+        "proof": {"paths": [f"/pools/{slug}/loans/{lid}/proof" for lid in loans],
+                  "measured": f"GET /pools/{slug}/loans/{{id}}/proof rotating over {len(loans)} loans"},
+        "tranches": {"paths": [f"/pools/{slug}/tranches"], "measured": f"GET /pools/{slug}/tranches"},
+        "deal listing": {"paths": ["/pools"], "measured": "GET /pools (every pool with its deal figures)"},
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000, help="transfer events in the index (default 100000)")
-    parser.add_argument("--real-events", type=int, default=100_000,
-                        help="loans minted on the embedded chain, one Transfer event each (default 100000: "
-                             "every indexed transfer is real)")
-    parser.add_argument("--requests", type=int, default=3_000, help="timed holdings requests (default 3000)")
-    args = parser.parse_args()
-    print(json.dumps(bench_api(args.events, real_events=args.real_events, requests=args.requests)))
-    return 0
+def _demo(data_dir: Path, loans: int) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "chainabs.cli", "--data-dir", str(data_dir), "demo", "--loans", str(loans),
+                    "--no-serve"], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return None
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds) + 1), "--rate", "200",
+                             "--output", str(out), "--format", "speedscope" if out.suffix == ".json" else "flamegraph",
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_api(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="chainabs-bench-api-") as tmp:
+        data_dir = args.data_dir
+        demo_seconds = None
+        if data_dir is None:
+            data_dir = Path(tmp) / "data"
+            demo_seconds = round(_demo(data_dir, args.loans), 1)
+        results: dict[str, Any] = {}
+        with Served(data_dir, Path(tmp) / "serve.log") as server:
+            classes = endpoint_classes(server.port, data_dir)
+            for name, spec in classes.items():
+                paths = spec["paths"]
+                measure(server.port, paths, clients=1, per_client=min(100, args.single))  # warm up
+                single, single_errors = measure(server.port, paths, clients=1, per_client=args.single)
+                many, many_errors = measure(server.port, paths, clients=args.clients, per_client=args.per_client)
+                s, m = single.figures(), many.figures()
+                results[name] = {
+                    "measured": spec["measured"],
+                    "single": {k: s[k] for k in ("requests", "p50_ms", "p99_ms", "errors")},
+                    f"clients_{args.clients}": m,
+                    "meets_targets": (s["p50_ms"] <= TARGETS["single_p50_ms"]
+                                      and m["requests_per_s"] >= TARGETS["concurrent_rps"]
+                                      and m["p99_ms"] <= TARGETS["concurrent_p99_ms"]
+                                      and s["errors"] == m["errors"] == 0),
+                }
+                if single_errors or many_errors:
+                    results[name]["first_errors"] = (single_errors + many_errors)[:3]
+            if args.profile is not None:
+                spec = classes["tranche holder holdings"]
+                spy = _profile(server.proc.pid, args.profile, 10)
+                if spy is None:
+                    results["profile"] = "py-spy is not installed: no profile"
+                else:
+                    time.sleep(0.5)
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline:
+                        measure(server.port, spec["paths"], clients=args.clients, per_client=args.per_client)
+                    spy.wait(timeout=60)
+                    results["profile"] = f"py-spy flame graph of the server: {args.profile}"
+    return {"bench": "api", "data_dir": "chainabs demo --loans %d (temporary)" % args.loans
+            if args.data_dir is None else str(args.data_dir), "demo_seconds": demo_seconds,
+            "server": "chainabs serve: one uvicorn worker, indexer thread running, access log on",
+            "clients": args.clients, "endpoints": results,
+            "all_meet_targets": all(r["meets_targets"] for k, r in results.items() if k != "profile"),
+            "targets": TARGETS}

@@ -90,13 +90,18 @@ def listen(settings: Settings) -> socket.socket:
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         where = f"cannot listen on {host}:{port}"
         if exc.errno == errno.EADDRINUSE:
             raise Conflict(f"{where}: something else is listening there (choose another --port)") from None
         reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else "no such host"  # else: a resolver error
         raise InvalidInput(f"{where}: {reason}") from None
+    # Accepted connections inherit this. asyncio sets it itself only on sockets whose proto is
+    # IPPROTO_TCP, and create_server's is 0: without it, a keep-alive client waits for its own
+    # delayed ACK (about 40 ms) on every response written in two parts (headers, then body).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 @contextmanager

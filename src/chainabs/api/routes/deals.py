@@ -57,7 +57,7 @@ NO_DEAL: dict[int | str, dict[str, Any]] = {404: {"description": "no such pool o
 
 
 @router.get("/pools/{pool}/tranches", response_model=TrancheList, responses=NO_DEAL)
-def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> TrancheList:
+async def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> TrancheList:
     """Each tranche's balance, factor, coupon, unpaid interest and credit enhancement now."""
     deal = deal_of(deals, entry)
     history = figures.periods(state.store, deal)
@@ -67,7 +67,7 @@ def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> Tran
 
 
 @router.get("/pools/{pool}/periods", response_model=PeriodPage, responses=NO_DEAL)
-def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
+async def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
     """Every reported period, oldest first, with the full waterfall."""
     deal = deal_of(deals, entry)
     history = figures.periods(state.store, deal)
@@ -78,7 +78,7 @@ def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: Pa
 
 @router.get("/pools/{pool}/periods/{period}", response_model=PeriodOut,
             responses={404: {"description": "no such period"}})
-def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: PeriodNumber) -> Any:
+async def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: PeriodNumber) -> Any:
     """One period: every figure of its report and waterfall."""
     deal = deal_of(deals, entry)
     return PeriodOut(**_period(figures.periods(state.store, deal), period, entry.files.record.name))
@@ -88,7 +88,7 @@ def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: Pe
     200: {"content": {"application/json": {}, "text/csv": {}},
           "description": "the investor report, as JSON or long-format CSV (section, tranche, field, value)"},
     404: {"description": "no such pool, deal or period"}})
-def get_report(state: StateDep, deals: DealsDep, entry: PoolEntryDep,
+async def get_report(state: StateDep, deals: DealsDep, entry: PoolEntryDep,
                period: Annotated[int | None, Query(ge=1, le=figures.MAX_PERIODS,
                                                    description="period number (default: the latest)")] = None,
                format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json") -> Any:

@@ -82,7 +82,7 @@ class TransferPage(BaseModel):
 
 
 @router.get("/{address}/holdings", response_model=Holdings)
-def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings:
+async def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings:
     """Per indexed token, what the address holds now (as of the indexed head)."""
     store = state.store
     items: list[dict[str, Any]] = [
@@ -95,7 +95,7 @@ def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings
 
 
 @router.get("/{address}/transfers", response_model=TransferPage, response_model_by_alias=True)
-def transfers(state: StateDep, address: AddressPath, page: PageDep,
+async def transfers(state: StateDep, address: AddressPath, page: PageDep,
               token: Annotated[str | None, Query(description="only this token's transfers")] = None) -> TransferPage:
     """Every indexed token transfer from or to the address, oldest first."""
     token_filter = parse_address(token, "token address") if token is not None else None

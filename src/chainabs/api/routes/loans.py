@@ -110,7 +110,7 @@ def _index(files: PoolFiles, loan_id: str) -> int:
 
 
 @router.get("/pools/{pool}/loans", response_model=LoanPage)
-def list_loans(entry: PoolEntryDep, page: PageDep, period: AtPeriod = None) -> LoanPage:
+async def list_loans(entry: PoolEntryDep, page: PageDep, period: AtPeriod = None) -> LoanPage:
     """The pool's loans in committed order (as of a period's tape with `?period=n`)."""
     tape = _as_of(entry, period)
     total = len(entry.files.rows)
@@ -120,7 +120,7 @@ def list_loans(entry: PoolEntryDep, page: PageDep, period: AtPeriod = None) -> L
 
 
 @router.get("/pools/{pool}/loans/{loan_id}", response_model=Loan, responses={404: {"description": "no such loan"}})
-def get_loan(entry: PoolEntryDep, loan_id: LoanId, period: AtPeriod = None) -> Loan:
+async def get_loan(entry: PoolEntryDep, loan_id: LoanId, period: AtPeriod = None) -> Loan:
     """One loan's committed terms (status and balance as of `?period=n` if given)."""
     index = _index(entry.files, loan_id)
     return _view(entry, index, _as_of(entry, period))
@@ -128,7 +128,7 @@ def get_loan(entry: PoolEntryDep, loan_id: LoanId, period: AtPeriod = None) -> L
 
 @router.get("/pools/{pool}/loans/{loan_id}/proof", response_model=Proof,
             responses={404: {"description": "no such loan"}})
-def get_proof(state: StateDep, entry: PoolEntryDep, loan_id: LoanId) -> Proof:
+async def get_proof(state: StateDep, entry: PoolEntryDep, loan_id: LoanId) -> Proof:
     """The loan's commitment and Merkle proof, and whether the pool contract accepts it."""
     files = entry.files
     _index(files, loan_id)

@@ -88,7 +88,7 @@ def _as_of_day(state: AppState, as_of: date | None) -> int:
 
 
 @router.get("/pools", response_model=PoolList)
-def list_pools(state: StateDep, deals: DealsDep, page: PageDep, as_of: AsOf = None) -> PoolList:
+async def list_pools(state: StateDep, deals: DealsDep, page: PageDep, as_of: AsOf = None) -> PoolList:
     """Every pool of the data dir, by name."""
     day = _as_of_day(state, as_of)
     entries = state.pools.entries()
@@ -98,6 +98,6 @@ def list_pools(state: StateDep, deals: DealsDep, page: PageDep, as_of: AsOf = No
 
 
 @router.get("/pools/{pool}", response_model=PoolSummary, responses={404: {"description": "no such pool"}})
-def get_pool(state: StateDep, deals: DealsDep, entry: PoolEntryDep, as_of: AsOf = None) -> PoolSummary:
+async def get_pool(state: StateDep, deals: DealsDep, entry: PoolEntryDep, as_of: AsOf = None) -> PoolSummary:
     """One pool, by address or name."""
     return pool_summary(state=state, deals=deals, entry=entry, as_of_day=_as_of_day(state, as_of))

@@ -279,7 +279,7 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
                         measure(server.port, spec["paths"], clients=args.clients, per_client=args.per_client)
                     spy.wait(timeout=60)
                     results["profile"] = f"py-spy flame graph of the server: {args.profile}"
-    return {"bench": "api", "data_dir": "chainabs demo --loans %d (temporary)" % args.loans
+    return {"bench": "api", "data_dir": f"chainabs demo --loans {args.loans} (temporary)"
             if args.data_dir is None else str(args.data_dir), "demo_seconds": demo_seconds,
             "server": "chainabs serve: one uvicorn worker, indexer thread running, access log on",
             "clients": args.clients, "endpoints": results,

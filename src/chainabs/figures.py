@@ -24,6 +24,7 @@ import io
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -262,8 +263,24 @@ def _cpr(split: tuple[int, int] | None, balance_start: int) -> tuple[float | Non
     return _annualised(unscheduled, balance_start - scheduled)
 
 
+@lru_cache(maxsize=4096)
+def checksum(address: str) -> str:
+    """EIP-55 of a lower-case address (keccak per call: kept, as the same few recur)."""
+    return to_checksum_address(address)
+
+
 def tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each tranche now: balance, factor, unpaid interest and credit enhancement."""
+    """Each tranche now: balance, factor, unpaid interest and credit enhancement; computed once
+    per `history` (the periods of one index generation)."""
+    memo = _current(deal)
+    cached = memo.get("tranche_state")
+    if cached is None or cached[0] is not history:
+        cached = memo["tranche_state"] = (history, _tranche_state(deal, history))
+    rows: list[dict[str, Any]] = cached[1]
+    return rows
+
+
+def _tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     last = history[-1] if history else None
     pool_balance = last["pool_balance_end"] if last else deal.initial_balance
     reserve = last["reserve_end"] if last else deal.initial_reserve
@@ -274,7 +291,7 @@ def tranche_state(deal: DealInfo, history: list[dict[str, Any]]) -> list[dict[st
         senior += balance
         support = pool_balance + reserve - senior
         rows.append({
-            "index": k, "name": t.name, "symbol": t.symbol, "address": to_checksum_address(t.address), "face": t.face,
+            "index": k, "name": t.name, "symbol": t.symbol, "address": checksum(t.address), "face": t.face,
             "balance": balance, "factor": _ratio(balance, t.face),
             "coupon_bps": t.coupon_bps, "residual": k == len(deal.tranches) - 1, "unpaid_interest": unpaid,
             "credit_enhancement_units": support,
@@ -406,7 +423,7 @@ def enrich_holdings(*, store: Store, tokens: TrancheTokens, address: str,
     # a holder who sold every unit may still have cash to claim: show those tranches too
     for token, (deal, t) in tokens.items():
         if token not in held and deal_books(store, deal).tokens[token].knows(address):
-            holdings.append({"token": to_checksum_address(token), "contract": "TrancheToken",
+            holdings.append({"token": checksum(token), "contract": "TrancheToken",
                              "label": f"{deal.slug}/TrancheToken:{t.symbol}", "kind": "erc20", "amount": "0"})
     out = []
     for h in holdings:
@@ -421,7 +438,7 @@ def enrich_holdings(*, store: Store, tokens: TrancheTokens, address: str,
         units = int(h["amount"])
         eligible_until, frozen = books.registry.mirrored(address)
         now = int(time.time()) if books.head_time is None else books.head_time
-        out.append({**h, "pool": to_checksum_address(deal.pool), "deal": to_checksum_address(deal.deal),
+        out.append({**h, "pool": checksum(deal.pool), "deal": checksum(deal.deal),
                     "tranche": t.name, "symbol": t.symbol, "tranche_index": t.index, "units": str(units),
                     "outstanding_principal": units * state["balance"] // t.face if t.face else 0,
                     "claimable": book.claimable(address), "claimed": book.claimed_by.get(address, 0),

@@ -14,16 +14,20 @@ pools and deals); a test swaps a part of it with FastAPI's `app.dependency_overr
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi import Path as PathParam
+from pydantic import BaseModel
 
 from chainabs import figures
 from chainabs.api.settings import Settings
@@ -67,20 +71,20 @@ class PoolCatalog:
         self.data_dir = DataDir(data_dir)
         self._entries: dict[str, PoolEntry] = {}
         self._lock = threading.Lock()
+        self._pools_dir = str(self.data_dir.pools_dir)
+        self._record_name = self.data_dir.pool("x").record_path.name
 
     def _scan(self) -> dict[str, PoolEntry]:
+        """Every pool folder with a record, stat-ed (on every request, so a change shows at
+        once; os.scandir and os.stat, as DataDir.pools lists them, without pathlib's glob)."""
         with self._lock:
             found = {}
-            for folder in self.data_dir.pools():
-                try:
-                    stamp = folder.record_path.stat().st_mtime_ns
-                except OSError:
-                    continue
-                name = folder.slug
+            for name, stamp in _stamps(self._pools_dir, lambda e: e.is_dir() and not e.name.startswith("."),
+                                       self._record_name):
                 entry = self._entries.get(name)
                 if entry is None or entry.stamp != stamp:
                     try:
-                        entry = PoolEntry(stamp, PoolFiles(folder))
+                        entry = PoolEntry(stamp, PoolFiles(self.data_dir.pools_dir / name))
                     except (ChainabsError, OSError, ValueError, TypeError):
                         continue
                 found[name] = entry
@@ -107,6 +111,30 @@ class PoolCatalog:
         raise NotFound(f"no pool named {shown(key)}")
 
 
+def _stamps(folder: str, keep: Callable[[os.DirEntry[str]], bool], inner: str | None = None) -> list[tuple[str, int]]:
+    """(name, mtime_ns) of the entries of `folder` that `keep` accepts, by name; with `inner`,
+    of the file of that name inside each (entries without it are left out)."""
+    try:
+        with os.scandir(folder) as listing:
+            chosen = sorted(e.name for e in listing if keep(e))
+    except OSError:
+        return []
+    out = []
+    for name in chosen:
+        try:
+            out.append((name, os.stat(os.path.join(folder, name, inner) if inner else
+                                      os.path.join(folder, name)).st_mtime_ns))
+        except OSError:
+            continue
+    return out
+
+
+def _is_deal_file(entry: os.DirEntry[str]) -> bool:
+    """A deal record: `<slug>.json`, not the simulator's `-servicing.json`, not hidden."""
+    name = entry.name
+    return name.endswith(".json") and not name.startswith(".") and not name.endswith("-servicing.json")
+
+
 # -- deals of the data dir ---------------------------------------------------------------------
 
 class DealCatalog:
@@ -121,24 +149,31 @@ class DealCatalog:
         self.data = DataDir(data_dir)
         self._deals: dict[str, DealInfo] = {}
         self._lock = threading.Lock()
+        self._deals_dir = str(self.data.deals_dir)
 
     def _scan(self) -> dict[str, DealInfo]:
+        """The deal files (as DataDir.deal_files lists them), stat-ed on every request."""
         with self._lock:
             found: dict[str, DealInfo] = {}
-            for path in self.data.deal_files():
+            for name, stamp in _stamps(self._deals_dir, _is_deal_file):
+                stem = name.removesuffix(".json")
                 try:
-                    stamp = path.stat().st_mtime_ns
-                    known = self._deals.get(path.stem)
+                    known = self._deals.get(stem)
                     if known is not None and known.stamp == stamp:
                         info = known
                     else:
-                        info = DealInfo.load(self.data, DealRecord.from_json(path.stem, read_json(path)))
+                        path = self.data.deals_dir / name
+                        info = DealInfo.load(self.data, DealRecord.from_json(stem, read_json(path)))
                 except (OSError, ValueError, KeyError, TypeError):
                     continue  # a half-written or foreign file is not a deal
                 info.stamp = stamp
-                found[path.stem] = info
+                found[stem] = info
             self._deals = found
             return found
+
+    def stamps(self) -> tuple[tuple[str, int], ...]:
+        """(slug, record stamp) of every deal: what a cached answer over all deals is keyed on."""
+        return tuple((name, info.stamp) for name, info in self._scan().items())
 
     def for_pool(self, pool_slug: str) -> DealInfo | None:
         return self._scan().get(pool_slug)
@@ -158,6 +193,44 @@ class DealCatalog:
                                        holdings=holdings)
 
 
+# -- answers, per index generation --------------------------------------------------------------
+
+class ResponseCache:
+    """The JSON bodies of public reads, kept until the index changes.
+
+    Every public read answers from the index and the data dir's files, so the same request
+    gets the same body until the indexer stores a page (a new block or a rollback: the store's
+    generation moves) or a file it was derived from changes, which callers put in the key
+    (the pool's and the deal's record stamps). The cache is emptied at each new generation and
+    holds at most `size` bodies (least recently used go first). A body is built, outside the
+    lock, from the response model a route returns, as FastAPI would serialise it.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._generation: int | None = None
+        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def answer(self, store: Store, key: tuple[Any, ...], build: Callable[[], BaseModel]) -> Response:
+        generation = store.generation()
+        with self._lock:
+            if generation != self._generation:
+                self._bodies.clear()
+                self._generation = generation
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+        if body is None:
+            body = build().model_dump_json(by_alias=True).encode()
+            with self._lock:
+                if generation == self._generation:
+                    self._bodies[key] = body
+                    if len(self._bodies) > self.size:
+                        self._bodies.popitem(last=False)
+        return Response(body, media_type="application/json")
+
+
 # -- the app's state -----------------------------------------------------------------------------
 
 @dataclass
@@ -171,6 +244,7 @@ class AppState:
     chain_lock: threading.RLock  # every chain call of the app holds it
     pools: PoolCatalog
     deals: DealCatalog
+    responses: ResponseCache = field(default_factory=ResponseCache)
 
 
 async def get_state(request: Request) -> AppState:
@@ -219,7 +293,8 @@ def checksum(address: str) -> str:
     return to_checksum_address(address)
 
 
-async def address_path(address: Annotated[str, PathParam(description="an Ethereum address, 0x + 40 hex digits")]) -> str:
+async def address_path(
+        address: Annotated[str, PathParam(description="an Ethereum address, 0x + 40 hex digits")]) -> str:
     return parse_address(address)
 
 

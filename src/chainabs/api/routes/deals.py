@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from chainabs import figures
-from chainabs.api.deps import DealCatalog, DealsDep, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
+from chainabs.api.deps import AppState, DealCatalog, DealsDep, PageDep, PoolEntry, PoolEntryDep, StateDep, checksum
 from chainabs.api.models import InvestorReport, PeriodOut, TrancheOut
 from chainabs.errors import NotFound
 
@@ -57,9 +57,18 @@ NO_DEAL: dict[int | str, dict[str, Any]] = {404: {"description": "no such pool o
 
 
 @router.get("/pools/{pool}/tranches", response_model=TrancheList, responses=NO_DEAL)
-async def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> TrancheList:
+async def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -> Response:
     """Each tranche's balance, factor, coupon, unpaid interest and credit enhancement now."""
     deal = deal_of(deals, entry)
+    return state.responses.answer(state.store, ("tranches", *_key(entry, deal)), lambda: _tranches(state, deal))
+
+
+def _key(entry: PoolEntry, deal: figures.DealInfo) -> tuple[Any, ...]:
+    """What a deal route's answer depends on beside the index: the pool's and the deal's records."""
+    return entry.files.folder.name, entry.stamp, deal.slug, deal.stamp
+
+
+def _tranches(state: AppState, deal: figures.DealInfo) -> TrancheList:
     history = figures.periods(state.store, deal)
     return TrancheList(pool=checksum(deal.pool), deal=checksum(deal.deal),
                        period=history[-1]["period"] if history else None,
@@ -67,21 +76,25 @@ async def list_tranches(state: StateDep, deals: DealsDep, entry: PoolEntryDep) -
 
 
 @router.get("/pools/{pool}/periods", response_model=PeriodPage, responses=NO_DEAL)
-async def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: PageDep) -> PeriodPage:
+async def list_periods(state: StateDep, deals: DealsDep, entry: PoolEntryDep, page: PageDep) -> Response:
     """Every reported period, oldest first, with the full waterfall."""
     deal = deal_of(deals, entry)
-    history = figures.periods(state.store, deal)
-    chosen = history[page.offset:page.offset + page.limit]
-    return PeriodPage(pool=checksum(deal.pool), total=len(history), limit=page.limit, offset=page.offset,
-                      items=[PeriodOut(**p) for p in chosen])
+
+    def build() -> PeriodPage:
+        history = figures.periods(state.store, deal)
+        chosen = history[page.offset:page.offset + page.limit]
+        return PeriodPage(pool=checksum(deal.pool), total=len(history), limit=page.limit, offset=page.offset,
+                          items=[PeriodOut(**p) for p in chosen])
+    return state.responses.answer(state.store, ("periods", *_key(entry, deal), page), build)
 
 
 @router.get("/pools/{pool}/periods/{period}", response_model=PeriodOut,
             responses={404: {"description": "no such period"}})
-async def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: PeriodNumber) -> Any:
+async def get_period(state: StateDep, deals: DealsDep, entry: PoolEntryDep, period: PeriodNumber) -> Response:
     """One period: every figure of its report and waterfall."""
     deal = deal_of(deals, entry)
-    return PeriodOut(**_period(figures.periods(state.store, deal), period, entry.files.record.name))
+    return state.responses.answer(state.store, ("period", *_key(entry, deal), period), lambda: PeriodOut(
+        **_period(figures.periods(state.store, deal), period, entry.files.record.name)))
 
 
 @router.get("/pools/{pool}/report", response_model=InvestorReport, responses={
@@ -105,4 +118,4 @@ async def get_report(state: StateDep, deals: DealsDep, entry: PoolEntryDep,
         name = f"{entry.files.folder.name}-period-{n}.csv"
         return PlainTextResponse(figures.report_csv(report), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    return InvestorReport(**report)
+    return state.responses.answer(state.store, ("report", *_key(entry, deal), n), lambda: InvestorReport(**report))

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chainabs.api.deps import AddressPath, DealsDep, PageDep, StateDep, checksum, parse_address
+from chainabs.api.deps import (
+    AddressPath,
+    AppState,
+    DealCatalog,
+    DealsDep,
+    Page,
+    PageDep,
+    StateDep,
+    checksum,
+    parse_address,
+)
 
 router = APIRouter(prefix="/investors", tags=["investors"])
 
@@ -82,8 +92,13 @@ class TransferPage(BaseModel):
 
 
 @router.get("/{address}/holdings", response_model=Holdings)
-async def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Holdings:
+async def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Response:
     """Per indexed token, what the address holds now (as of the indexed head)."""
+    return state.responses.answer(state.store, ("holdings", address, deals.stamps()),
+                                  lambda: _holdings(state, deals, address))
+
+
+def _holdings(state: AppState, deals: DealCatalog, address: str) -> Holdings:
     store = state.store
     items: list[dict[str, Any]] = [
         {"token": checksum(b.token), "contract": b.artifact, "label": b.label, "kind": b.kind, "amount": str(b.amount)}
@@ -96,9 +111,14 @@ async def holdings(state: StateDep, deals: DealsDep, address: AddressPath) -> Ho
 
 @router.get("/{address}/transfers", response_model=TransferPage, response_model_by_alias=True)
 async def transfers(state: StateDep, address: AddressPath, page: PageDep,
-              token: Annotated[str | None, Query(description="only this token's transfers")] = None) -> TransferPage:
+                    token: Annotated[str | None, Query(description="only this token's transfers")] = None) -> Response:
     """Every indexed token transfer from or to the address, oldest first."""
     token_filter = parse_address(token, "token address") if token is not None else None
+    return state.responses.answer(state.store, ("transfers", address, token_filter, page),
+                                  lambda: _transfers(state, address, page, token_filter))
+
+
+def _transfers(state: AppState, address: str, page: Page, token_filter: str | None) -> TransferPage:
     total, rows = state.store.transfers(address, limit=page.limit, offset=page.offset, token=token_filter)
     items = []
     for t in rows:

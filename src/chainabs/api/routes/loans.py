@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from chainabs import figures, merkle
@@ -110,29 +110,39 @@ def _index(files: PoolFiles, loan_id: str) -> int:
 
 
 @router.get("/pools/{pool}/loans", response_model=LoanPage)
-async def list_loans(entry: PoolEntryDep, page: PageDep, period: AtPeriod = None) -> LoanPage:
+async def list_loans(state: StateDep, entry: PoolEntryDep, page: PageDep, period: AtPeriod = None) -> Response:
     """The pool's loans in committed order (as of a period's tape with `?period=n`)."""
     tape = _as_of(entry, period)
     total = len(entry.files.rows)
     indices = range(page.offset, min(total, page.offset + page.limit))
-    return LoanPage(pool=entry.files.record.name, total=total, limit=page.limit, offset=page.offset,
-                    items=[_view(entry, i, tape) for i in indices])
+    return state.responses.answer(state.store, ("loans", *_key(entry), page, period), lambda: LoanPage(
+        pool=entry.files.record.name, total=total, limit=page.limit, offset=page.offset,
+        items=[_view(entry, i, tape) for i in indices]))
+
+
+def _key(entry: PoolEntry) -> tuple[Any, ...]:
+    return entry.files.folder.name, entry.stamp
 
 
 @router.get("/pools/{pool}/loans/{loan_id}", response_model=Loan, responses={404: {"description": "no such loan"}})
-async def get_loan(entry: PoolEntryDep, loan_id: LoanId, period: AtPeriod = None) -> Loan:
+async def get_loan(state: StateDep, entry: PoolEntryDep, loan_id: LoanId, period: AtPeriod = None) -> Response:
     """One loan's committed terms (status and balance as of `?period=n` if given)."""
     index = _index(entry.files, loan_id)
-    return _view(entry, index, _as_of(entry, period))
+    tape = _as_of(entry, period)
+    return state.responses.answer(state.store, ("loan", *_key(entry), index, period),
+                                  lambda: _view(entry, index, tape))
 
 
 @router.get("/pools/{pool}/loans/{loan_id}/proof", response_model=Proof,
             responses={404: {"description": "no such loan"}})
-async def get_proof(state: StateDep, entry: PoolEntryDep, loan_id: LoanId) -> Proof:
+async def get_proof(state: StateDep, entry: PoolEntryDep, loan_id: LoanId) -> Response:
     """The loan's commitment and Merkle proof, and whether the pool contract accepts it."""
-    files = entry.files
-    _index(files, loan_id)
-    proof = files.proof(loan_id)
+    index = _index(entry.files, loan_id)
+    return state.responses.answer(state.store, ("proof", *_key(entry), index), lambda: _proof(state, entry, loan_id))
+
+
+def _proof(state: AppState, entry: PoolEntry, loan_id: str) -> Proof:
+    proof = entry.files.proof(loan_id)
     proof.verified_on_chain = verifies_on_chain(state, entry, proof)
     return Proof(**proof.as_dict())
 

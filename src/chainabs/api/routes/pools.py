@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from chainabs import figures
@@ -88,16 +88,22 @@ def _as_of_day(state: AppState, as_of: date | None) -> int:
 
 
 @router.get("/pools", response_model=PoolList)
-async def list_pools(state: StateDep, deals: DealsDep, page: PageDep, as_of: AsOf = None) -> PoolList:
+async def list_pools(state: StateDep, deals: DealsDep, page: PageDep, as_of: AsOf = None) -> Response:
     """Every pool of the data dir, by name."""
     day = _as_of_day(state, as_of)
     entries = state.pools.entries()
     chosen = entries[page.offset:page.offset + page.limit]
-    return PoolList(total=len(entries), limit=page.limit, offset=page.offset,
-                    items=[pool_summary(state=state, deals=deals, entry=e, as_of_day=day) for e in chosen])
+    key = ("pools", page, day, len(entries), tuple((e.files.folder.name, e.stamp) for e in chosen), deals.stamps())
+    return state.responses.answer(state.store, key, lambda: PoolList(
+        total=len(entries), limit=page.limit, offset=page.offset,
+        items=[pool_summary(state=state, deals=deals, entry=e, as_of_day=day) for e in chosen]))
 
 
 @router.get("/pools/{pool}", response_model=PoolSummary, responses={404: {"description": "no such pool"}})
-async def get_pool(state: StateDep, deals: DealsDep, entry: PoolEntryDep, as_of: AsOf = None) -> PoolSummary:
+async def get_pool(state: StateDep, deals: DealsDep, entry: PoolEntryDep, as_of: AsOf = None) -> Response:
     """One pool, by address or name."""
-    return pool_summary(state=state, deals=deals, entry=entry, as_of_day=_as_of_day(state, as_of))
+    day = _as_of_day(state, as_of)
+    deal = deals.for_pool(entry.files.folder.name)
+    key = ("pool", entry.files.folder.name, entry.stamp, None if deal is None else deal.stamp, day)
+    return state.responses.answer(state.store, key,
+                                  lambda: pool_summary(state=state, deals=deals, entry=entry, as_of_day=day))

@@ -224,6 +224,15 @@ def endpoint_classes(port: int, data_dir: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _demo(data_dir: Path, loans: int) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "chainabs.cli", "--data-dir", str(data_dir), "demo", "--loans", str(loans),
@@ -254,8 +263,12 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
                 paths = spec["paths"]
                 measure(server.port, paths, clients=1, per_client=min(100, args.single))  # warm up
                 single, single_errors = measure(server.port, paths, clients=1, per_client=args.single)
+                cpu = _cpu_seconds(server.proc.pid)
                 many, many_errors = measure(server.port, paths, clients=args.clients, per_client=args.per_client)
+                after = _cpu_seconds(server.proc.pid)
                 s, m = single.figures(), many.figures()
+                if cpu is not None and after is not None:  # what one request costs the server, load aside
+                    m["server_cpu_ms_per_request"] = round((after - cpu) * 1000 / m["requests"], 3)
                 results[name] = {
                     "measured": spec["measured"],
                     "single": {k: s[k] for k in ("requests", "p50_ms", "p99_ms", "errors")},
@@ -282,6 +295,7 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
     return {"bench": "api", "data_dir": f"chainabs demo --loans {args.loans} (temporary)"
             if args.data_dir is None else str(args.data_dir), "demo_seconds": demo_seconds,
             "server": "chainabs serve: one uvicorn worker, indexer thread running, access log on",
-            "clients": args.clients, "endpoints": results,
+            "clients": args.clients, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count(), "endpoints": results,
             "all_meet_targets": all(r["meets_targets"] for k, r in results.items() if k != "profile"),
             "targets": TARGETS}

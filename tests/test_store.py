@@ -86,3 +86,24 @@ def test_copy_to_makes_an_independent_copy(index: Path, tmp_path: Path) -> None:
         assert original.head() == 1500
     finally:
         original.close()
+
+
+def test_generation_moves_with_every_write_and_head_time_follows_the_head(index: Path) -> None:
+    """What the API's caches are keyed on: a stored page or a rollback changes the generation;
+    the head's block time is known only for the head it was stored with."""
+    store = Store.open(index)
+    try:
+        assert store.head_time() is None  # the fixture's page came without a block time
+        first = store.generation()
+        store.ingest(events=[], transfers=[], blocks=[(1501, block(1501), block(1500))], synced_to=1501,
+                     contracts=[TOKEN, CASH], head_time=1_800_000_000)
+        assert store.generation() != first and store.head() == 1501 and store.head_time() == 1_800_000_000
+        second = store.generation()
+        store.ingest(events=[], transfers=[], blocks=[], synced_to=1501, contracts=[], cursor=None)  # a backfill
+        assert store.generation() != second and store.head_time() == 1_800_000_000
+        third = store.generation()
+        assert store.events_of([TOKEN, CASH], to_block=2) == store.events(TOKEN, to_block=2, limit=None)
+        store.rollback_to(1500)
+        assert store.generation() != third and store.head() == 1500 and store.head_time() is None
+    finally:
+        store.close()

@@ -202,14 +202,17 @@ class ResponseCache:
     gets the same body until the indexer stores a page (a new block or a rollback: the store's
     generation moves) or a file it was derived from changes, which callers put in the key
     (the pool's and the deal's record stamps). The cache is emptied at each new generation and
-    holds at most `size` bodies (least recently used go first). A body is built, outside the
-    lock, from the response model a route returns, as FastAPI would serialise it.
+    holds at most `size` bodies and `max_bytes` in all (least recently used go first; a body
+    larger than a quarter of that is not kept). A body is built, outside the lock, from the
+    response model a route returns, as FastAPI would serialise it.
     """
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self._generation: int | None = None
         self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def answer(self, store: Store, key: tuple[Any, ...], build: Callable[[], BaseModel]) -> Response:
@@ -217,6 +220,7 @@ class ResponseCache:
         with self._lock:
             if generation != self._generation:
                 self._bodies.clear()
+                self._bytes = 0
                 self._generation = generation
             body = self._bodies.get(key)
             if body is not None:
@@ -224,10 +228,11 @@ class ResponseCache:
         if body is None:
             body = build().model_dump_json(by_alias=True).encode()
             with self._lock:
-                if generation == self._generation:
+                if generation == self._generation and key not in self._bodies and len(body) <= self.max_bytes // 4:
                     self._bodies[key] = body
-                    if len(self._bodies) > self.size:
-                        self._bodies.popitem(last=False)
+                    self._bytes += len(body)
+                    while len(self._bodies) > self.size or self._bytes > self.max_bytes:
+                        self._bytes -= len(self._bodies.popitem(last=False)[1])
         return Response(body, media_type="application/json")
 
 

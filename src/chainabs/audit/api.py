@@ -100,7 +100,7 @@ def check_api(ctx: Context, handle: deals.DealHandle, files: PoolFiles, ev: Deal
                         compared["holdings"] = compared.get("holdings", 0) + 1
                         if "claimable" in item:
                             compared["claimable"] = compared.get("claimable", 0) + 1
-                            if _as_int(item["claimable"]) != final_books[k].claimable(holder):
+                            if _as_int(item["claimable"]) != books[k].claimable(holder):  # at the index's head
                                 problems.append(f"claimable of {holder}, tranche {k}: API {item['claimable']}")
                 pool_key = files.dir.slug
                 reply = client.get(f"/pools/{pool_key}")

@@ -92,10 +92,6 @@ class TokenBook:
         """TrancheToken.claimableOf(holder): whole base units owed now."""
         return (self.points * self.balances.get(holder, 0) + self.corrections.get(holder, 0)) // MAGNITUDE
 
-    def knows(self, holder: str) -> bool:
-        """Whether `holder` ever held units or had entitlement moved to it."""
-        return holder in self.corrections
-
 
 @dataclass(frozen=True)
 class Investor:

@@ -422,7 +422,8 @@ def enrich_holdings(*, store: Store, tokens: TrancheTokens, address: str,
     held = {h["token"].lower() for h in holdings}
     # a holder who sold every unit may still have cash to claim: show those tranches too
     for token, (deal, t) in tokens.items():
-        if token not in held and deal_books(store, deal).tokens[token].knows(address):
+        book = deal_books(store, deal).tokens[token]
+        if token not in held and (book.claimable(address) or book.claimed_by.get(address)):
             holdings.append({"token": checksum(token), "contract": "TrancheToken",
                              "label": f"{deal.slug}/TrancheToken:{t.symbol}", "kind": "erc20", "amount": "0"})
     out = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,11 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel
 
 from chainabs import figures
+from chainabs.api.cache import ResponseCache
 from chainabs.api.settings import Settings
 from chainabs.context import Context
 from chainabs.datadir import DataDir, DealRecord, read_json, slug
@@ -90,6 +89,10 @@ class PoolCatalog:
                 found[name] = entry
             self._entries = found
             return found
+
+    def stamps(self) -> tuple[tuple[str, int], ...]:
+        """(slug, record stamp) of every pool: what a cached answer over pools is keyed on."""
+        return tuple((name, entry.stamp) for name, entry in self._scan().items())
 
     def entries(self) -> list[PoolEntry]:
         """Every pool, by folder name."""
@@ -191,49 +194,6 @@ class DealCatalog:
         """The index's holdings of `address`, tranche tokens enriched (figures.enrich_holdings)."""
         return figures.enrich_holdings(store=store, tokens=self.tranche_tokens(), address=address,
                                        holdings=holdings)
-
-
-# -- answers, per index generation --------------------------------------------------------------
-
-class ResponseCache:
-    """The JSON bodies of public reads, kept until the index changes.
-
-    Every public read answers from the index and the data dir's files, so the same request
-    gets the same body until the indexer stores a page (a new block or a rollback: the store's
-    generation moves) or a file it was derived from changes, which callers put in the key
-    (the pool's and the deal's record stamps). The cache is emptied at each new generation and
-    holds at most `size` bodies and `max_bytes` in all (least recently used go first; a body
-    larger than a quarter of that is not kept). A body is built, outside the lock, from the
-    response model a route returns, as FastAPI would serialise it.
-    """
-
-    def __init__(self, size: int = 4096, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self.size = size
-        self.max_bytes = max_bytes
-        self._generation: int | None = None
-        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def answer(self, store: Store, key: tuple[Any, ...], build: Callable[[], BaseModel]) -> Response:
-        generation = store.generation()
-        with self._lock:
-            if generation != self._generation:
-                self._bodies.clear()
-                self._bytes = 0
-                self._generation = generation
-            body = self._bodies.get(key)
-            if body is not None:
-                self._bodies.move_to_end(key)
-        if body is None:
-            body = build().model_dump_json(by_alias=True).encode()
-            with self._lock:
-                if generation == self._generation and key not in self._bodies and len(body) <= self.max_bytes // 4:
-                    self._bodies[key] = body
-                    self._bytes += len(body)
-                    while len(self._bodies) > self.size or self._bytes > self.max_bytes:
-                        self._bytes -= len(self._bodies.popitem(last=False)[1])
-        return Response(body, media_type="application/json")
 
 
 # -- the app's state -----------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Errors are translated here, once: every ChainabsError becomes a 4xx (or 503 when
 unreachable) with a JSON body `{"error": "<a sentence>"}`; validation errors name the
 parameter. Before the app sees a request, the request guard (api/guard.py) refuses duplicate
 framing headers, operator requests without the key (before their body is read), bodies over
-their cap and bodies nested too deeply.
+their cap and bodies nested too deeply; then a public read answered before, at the same index
+generation and with the same pool and deal records, is answered again from the cache
+(api/cache.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chainabs import __version__, portal
+from chainabs.api.cache import CachedAnswers
 from chainabs.api.deps import AppState, DealCatalog, PoolCatalog, shown
 from chainabs.api.guard import RequestGuard, error_response
 from chainabs.api.routes import deals, health, investors, loans, operator, pools
@@ -123,5 +126,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, *, 
     for router in routers:
         app.include_router(router)
     portal.mount(app)  # the investor portal at /, after the API's routes
+    app.add_middleware(CachedAnswers, state=state)  # inside the guard: the guard still sees every request
     app.add_middleware(RequestGuard, settings=settings, routes=[route for r in routers for route in r.routes])
     return app

@@ -9,16 +9,16 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 ///         chain. A pool mints to itself, and a token id is keccak256 of the pool's address and
 ///         the loan id: a loan id is tokenised at most once per pool, and no minter can take
 ///         (or mint into) another pool's ids. Each batch mint emits the loan hashes (TAPE.md
-///         commitments) beside the token ids, and the pool that mints them proves them against
-///         the Merkle root it committed to.
+///         commitments) after the Transfer events that carry the token ids, in the same order,
+///         and the pool that mints them proves them against the Merkle root it committed to.
 contract LoanToken is ERC721, AccessControl {
     /// @dev Storage slot of OpenZeppelin ERC721's private `_owners` mapping in this contract.
     uint256 private constant OWNERS_SLOT = 2;
     /// @dev keccak256("Transfer(address,address,uint256)").
     bytes32 private constant TRANSFER_SIG = 0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef;
 
-    /// @dev keccak256("LoansCommitted(address,uint256[],bytes32[])").
-    bytes32 private constant COMMITTED_SIG = 0xdd5d067b732c1eb4c15f5ce36609dec1b67398adb29b4c7192379e0fcb498246;
+    /// @dev keccak256("LoansCommitted(address,bytes32[])").
+    bytes32 private constant COMMITTED_SIG = 0xc622432ed302f081b7249c7998ba9d28699db83b22370dc58271ccf23cfd5d06;
 
     /// @notice Held by pool contracts, which mint the loans they buy.
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
@@ -32,8 +32,10 @@ contract LoanToken is ERC721, AccessControl {
     /// @notice This loan id is already tokenised on this chain.
     error LoanAlreadyTokenised(uint256 tokenId);
 
-    /// @notice The commitments of one minted batch: tokenIds[i] commits to loanHashes[i].
-    event LoansCommitted(address indexed pool, uint256[] tokenIds, bytes32[] loanHashes);
+    /// @notice The commitments of one minted batch: the i-th Transfer (mint) event of this
+    ///         transaction before this event carries the token id that commits to loanHashes[i].
+    ///         The token ids are not repeated here: each Transfer already has its id as a topic.
+    event LoansCommitted(address indexed pool, bytes32[] loanHashes);
 
     /// @param admin receives DEFAULT_ADMIN_ROLE and grants MINTER_ROLE to pools.
     constructor(address admin) ERC721("chainabs Loan", "LOAN") {
@@ -83,25 +85,22 @@ contract LoanToken is ERC721, AccessControl {
         uint256 failure; // 0 ok, 1 malformed ids at `detail`, 2 duplicate token `detail`
         uint256 detail;
         assembly ("memory-safe") {
-            // The LoansCommitted event data is laid out in free memory as it is built:
-            // abi.encode(uint256[] tokenIds, bytes32[] loanHashes).
+            // The LoansCommitted event data, abi.encode(bytes32[] loanHashes), is the calldata's
+            // array with its offset word: laid out in free memory, then the token id preimage.
             let data := mload(0x40)
-            let idsBytes := shl(5, count)
-            mstore(data, 0x40)
-            mstore(add(data, 0x20), add(0x60, idsBytes))
-            mstore(add(data, 0x40), count)
-            let out := add(data, 0x60)
-            let outEnd := add(out, idsBytes)
-            mstore(outEnd, count)
-            calldatacopy(add(outEnd, 0x20), loanHashes.offset, idsBytes)
-            let dataEnd := add(add(outEnd, 0x20), idsBytes)
+            let hashBytes := shl(5, count)
+            mstore(data, 0x20)
+            mstore(add(data, 0x20), count)
+            calldatacopy(add(data, 0x40), loanHashes.offset, hashBytes)
+            let dataLength := add(0x40, hashBytes)
             // token id preimage: the pool's 20 address bytes, then the loan id
-            let scratch := dataEnd
+            let scratch := add(data, dataLength)
             mstore(scratch, shl(96, to))
             let idStart := add(scratch, 20)
             let ptr := packedIds.offset
             let end := add(ptr, packedIds.length)
-            for {} lt(out, outEnd) { out := add(out, 0x20) } {
+            mstore(0x20, OWNERS_SLOT) // the owner slot's preimage is (token id, OWNERS_SLOT)
+            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
                 if iszero(lt(ptr, end)) {
                     failure := 1
                     detail := sub(ptr, packedIds.offset)
@@ -118,7 +117,6 @@ contract LoanToken is ERC721, AccessControl {
                 calldatacopy(idStart, start, len)
                 let tokenId := keccak256(scratch, add(20, len))
                 mstore(0x00, tokenId)
-                mstore(0x20, OWNERS_SLOT)
                 let slot := keccak256(0x00, 0x40)
                 if sload(slot) {
                     failure := 2
@@ -127,14 +125,13 @@ contract LoanToken is ERC721, AccessControl {
                 }
                 sstore(slot, to)
                 log4(0, 0, TRANSFER_SIG, 0, to, tokenId)
-                mstore(out, tokenId)
             }
             if and(iszero(failure), iszero(eq(ptr, end))) {
                 failure := 1
                 detail := sub(ptr, packedIds.offset)
             }
             if iszero(failure) {
-                log2(data, sub(dataEnd, data), COMMITTED_SIG, to)
+                log2(data, dataLength, COMMITTED_SIG, to)
             }
         }
         if (failure == 1) revert MalformedLoanIds(detail);

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
+from web3.logs import DISCARD
 
 from chainabs import merkle
 from chainabs.build import load_artifact
@@ -37,6 +38,17 @@ def tape_300(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tapes") / "t300.csv"
     write_tape(path, 300, 7, "csv")
     return path
+
+
+def _minted_before(token: Any, committed: Any) -> list[int]:
+    """The token ids of a LoansCommitted event: the mint Transfers to its pool that its
+    transaction emitted before it, one per loan hash, in order."""
+    receipt = token.w3.eth.get_transaction_receipt(committed["transactionHash"])
+    mints = [lg for lg in token.events.Transfer().process_receipt(receipt, errors=DISCARD)
+             if lg["logIndex"] < committed["logIndex"] and lg["args"]["from"] == "0x" + "0" * 40
+             and lg["args"]["to"] == committed["args"]["pool"]]
+    assert len(mints) == len(committed["args"]["loanHashes"])
+    return [lg["args"]["tokenId"] for lg in mints]
 
 
 def test_owners_slot_matches_the_compiled_storage_layout() -> None:
@@ -75,10 +87,12 @@ def test_mint_events_commit_each_token_to_its_loan_hash(ctx: Context, tape_300: 
     token = ctx.chain.contract("LoanToken", ctx.core.contracts["LoanToken"])
     # this pool's commitments only: other tests' pools may be on the session chain
     logs = [c for c in token.events.LoansCommitted.get_logs(from_block=0) if c["args"]["pool"] == report.pool]
-    ids = [i for log in logs for i in log["args"]["tokenIds"]]
     hashes = [h for log in logs for h in log["args"]["loanHashes"]]
     assert len(logs) == report.batches >= 3  # batches of 100, split where the tree's lowest level ends
-    assert all(len(log["args"]["tokenIds"]) <= 100 for log in logs)
+    assert all(len(log["args"]["loanHashes"]) <= 100 for log in logs)
+    # the token ids are in the batch's mint Transfers, just before its LoansCommitted, in order
+    ids = [i for log in logs for i in _minted_before(token, log)]
+    assert {log["args"]["pool"] for log in logs} == {report.pool}
     files = find_pool(ctx.data_dir, "Events")
     salt = bytes.fromhex((files.folder / "salt").read_text())
     eligible, _ = apply_eligibility(read_tape(tape_300).loans, Eligibility())
@@ -323,7 +337,7 @@ def test_no_pool_can_take_another_pools_loan_ids(chain: EmbeddedChain, core: Man
     assert token.functions.ownerOf(merkle.token_id(rogue_originator, "L0")).call() == rogue_originator
     assert token.functions.balanceOf(honest.address).call() == 4
     logs = token.events.LoansCommitted.get_logs(from_block=0)
-    assert {log["args"]["pool"] for log in logs if merkle.token_id(honest.address, "L1") in log["args"]["tokenIds"]} == {
+    assert {log["args"]["pool"] for log in logs if merkle.token_id(honest.address, "L1") in _minted_before(token, log)} == {
         honest.address}
 
 

@@ -96,7 +96,7 @@ class DealEvents:
     tokens: list[str]
     events: list[ChainEvent]            # every event of the deal's contracts and the pool
     cash_moves: list[ChainEvent]        # settlement Transfers from or to the deal
-    commitments: list[ChainEvent]       # LoansCommitted to the pool
+    commitments: list[ChainEvent]       # LoansCommitted to the pool and the mint Transfers before each
     seconds: float = 0.0
 
     def named(self, name: str, address: str | None = None) -> list[ChainEvent]:
@@ -134,13 +134,15 @@ def read_deal_events(handle: deals.DealHandle, files: PoolFiles, *, head: int | 
     moves = decode_logs(
         get_logs(source, start, head, [settlement], max_range=max_range), {settlement: "SettlementToken"},
         keep=lambda log: len(log[5]) == 3 and log[5][0] == transfer_topic and deal_topic in (log[5][1], log[5][2]))
-    committed_topic = next(t for t, s in event_specs("LoanToken").items() if s.name == "LoansCommitted")
+    token_specs = {s.name: t for t, s in event_specs("LoanToken").items()}
+    committed_topic, mint_topic = token_specs["LoansCommitted"], token_specs["Transfer"]
     pool_topic = bytes(12) + bytes.fromhex(pool[2:])
     filled = [e.block_number for e in events if e.name == "PoolFilled" and e.address == pool]
     commitments = decode_logs(
         get_logs(source, start, filled[0] if filled else head, [loan_token], max_range=max_range),
         {loan_token: "LoanToken"},
-        keep=lambda log: len(log[5]) == 2 and log[5][0] == committed_topic and log[5][1] == pool_topic)
+        keep=lambda log: (len(log[5]) == 2 and log[5][0] == committed_topic and log[5][1] == pool_topic)
+        or (len(log[5]) == 4 and log[5][0] == mint_topic and log[5][1] == bytes(32) and log[5][2] == pool_topic))
     return DealEvents(head=head, start=start, deal=deal, pool=pool, registry=handle.registry.address.lower(),
                       exchange=handle.exchange.address.lower(), settlement=settlement, loan_token=loan_token,
                       tokens=tokens, events=events, cash_moves=moves, commitments=commitments,
@@ -154,6 +156,19 @@ def chain_periods(ev: DealEvents) -> list[tuple[ChainEvent, PeriodResult]]:
 
 
 def committed_loans(ev: DealEvents) -> list[tuple[int, bytes]]:
-    """(token id, loan hash) of every loan committed to the pool, in commitment order."""
-    return [(int(t), bytes.fromhex(str(h)[2:])) for e in ev.commitments
-            for t, h in zip(e.args["tokenIds"], e.args["loanHashes"], strict=True)]
+    """(token id, loan hash) of every loan committed to the pool, in commitment order.
+
+    A `LoansCommitted` event carries the batch's loan hashes; the token ids are in the mint
+    Transfers the same transaction emitted before it, in the same order. A hash without its
+    Transfer pairs with token id -1, which matches no loan, so the loan check fails on it."""
+    out: list[tuple[int, bytes]] = []
+    minted: dict[str, list[int]] = {}
+    for e in ev.commitments:
+        if e.name == "Transfer":
+            minted.setdefault(e.tx_hash, []).append(int(e.args["tokenId"]))
+        elif e.name == "LoansCommitted":
+            ids = minted.pop(e.tx_hash, [])
+            hashes = [bytes.fromhex(str(h)[2:]) for h in e.args["loanHashes"]]
+            ids = ids[-len(hashes):] if len(ids) >= len(hashes) else ids + [-1] * (len(hashes) - len(ids))
+            out.extend(zip(ids, hashes, strict=True))
+    return out

@@ -42,8 +42,9 @@ lint: setup
 build: setup
 	$(BIN)/chainabs build
 
+# the block gas limit and history pruning of chainabs.chain.anvil (ANVIL_GAS_LIMIT, PRUNE_HISTORY_STATES)
 node: setup
-	node_modules/.bin/anvil --host 127.0.0.1 --port 8545
+	node_modules/.bin/anvil --host 127.0.0.1 --port 8545 --gas-limit 150000000 --prune-history 64
 
 # the deal's stateful invariants at length (>= 200 examples x 50 steps); prints the counts at the end
 soak: setup

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from chainabs import merkle
-from chainabs.chain import RawCall, SetProbe
+from chainabs.chain import RawCall, Sent, SetProbe
 from chainabs.context import Context
 from chainabs.datadir import CommittedLoan, DataDir, PoolDir, PoolRecord
 from chainabs.errors import CellError, Conflict, NotFound, TapeError
@@ -210,18 +211,33 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         progress(minted, len(eligible))
     order = tree.sorted_indices()
     loan_ids = [x.loan_id for x in eligible]
-    while minted < len(eligible):
-        if stop_after_batches is not None and batches >= stop_after_batches:
-            break
-        batch = mint_batch(tree, loan_ids, loan_hashes, order[minted:batch_end(tree, minted, size)])
-        gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch.indices) + 16 * len(batch.packed_ids)
-                  + PROOF_NODE_GAS * len(batch.proof), _block_limit(ctx))
-        sent = chain.send(RawCall(pool.address, batch.calldata()), gas=gas, logs=False)
+    block_limit = _block_limit(ctx)
+    sizes: deque[int] = deque()  # loans of each batch sent and not yet mined
+
+    def batches_from(rank: int) -> Iterator[tuple[RawCall, int]]:
+        """Each next batch's call and gas limit, encoded while the chain mines the ones before."""
+        count = 0
+        while rank < len(eligible) and (stop_after_batches is None or count < stop_after_batches):
+            batch = mint_batch(tree, loan_ids, loan_hashes, order[rank:batch_end(tree, rank, size)])
+            gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch.indices) + 16 * len(batch.packed_ids)
+                      + PROOF_NODE_GAS * len(batch.proof), block_limit)
+            sizes.append(len(batch.indices))
+            yield RawCall(pool.address, batch.calldata()), gas
+            rank += len(batch.indices)
+            count += 1
+
+    def mined(sent: Sent) -> None:
+        nonlocal minted, gas_used, batches
+        loans = sizes.popleft()
+        if sent.receipt["status"] != 1:
+            return  # send_many raises its revert once the batches in flight are collected
+        minted += loans
         gas_used += sent.gas_used
         batches += 1
-        minted += len(batch.indices)
         if progress:
             progress(minted, len(eligible))
+
+    chain.send_many(batches_from(minted), mined=mined)
     if minted == len(eligible):
         folder.write_record(replace(record, status="filled"))
     seconds["mint"] = time.perf_counter() - started

@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -187,6 +188,10 @@ class Chain(ABC):
         """Run one request; transient transport failures are the subclass's to retry."""
         return thunk()
 
+    def _send_raw(self, raw: bytes) -> bytes:
+        """Send one signed transaction; its hash."""
+        return bytes(self._rpc(lambda: self.w3.eth.send_raw_transaction(raw)))
+
     def _mined(self, raw: bytes, receipt: TxReceipt) -> None:  # noqa: B027 - a hook; only a journal needs it
         """Called with every mined transaction, before its sender is told."""
 
@@ -265,12 +270,66 @@ class Chain(ABC):
             tx["nonce"] = self._rpc(lambda: self.w3.eth.get_transaction_count(account.address, "pending"))
             built = fn.build_transaction(tx)
             raw = account.sign_transaction(built).raw_transaction
-            tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+            tx_hash = self._send_raw(raw)
             receipt = self.wait(tx_hash) if logs else self._light_receipt(tx_hash)
             self._mined(bytes(raw), receipt)
         if receipt["status"] != 1:
             raise self._replay_revert(built, receipt)
         return Sent(receipt)
+
+    def send_many(self, calls: Iterable[tuple[Any, int]], *, sender: str | None = None, window: int = 4,
+                  mined: Callable[[Sent], None] | None = None) -> list[Sent]:
+        """Send (call, gas limit) pairs in order without waiting for each to be mined: nonces in
+        sequence from the node's pending count, at most `window` in flight, each receipt (status,
+        gas, block, hash) collected once the window is full and at the end. A node packs what
+        arrives together into one block, and the next call is encoded while the node executes.
+
+        For bulk work whose transactions need no result of the one before (a pool's mint
+        batches, revolving purchases). `calls` is read lazily. Each transaction is signed with
+        the fees of the latest block: with at most `window` blocks between that block and its
+        own, the base fee cannot outgrow the doubling `fees` allows for (4 full blocks: x1.6).
+        At the first revert or refusal nothing more is sent; the receipts of what was sent are
+        collected (and each mined one reported to `_mined`), then the first revert is raised.
+        `mined` hears of each transaction as its receipt is collected, in order."""
+        account = self.signer(sender)
+        sent: list[Sent] = []
+        failure: Exception | None = None
+        in_flight: deque[tuple[bytes, dict[str, Any], bytes]] = deque()
+
+        def collect() -> None:
+            nonlocal failure
+            raw, built, tx_hash = in_flight.popleft()
+            receipt = self._light_receipt(tx_hash)
+            self._mined(raw, receipt)
+            if receipt["status"] != 1 and failure is None:
+                failure = self._replay_revert(built, receipt)
+            sent.append(Sent(receipt))
+            if mined is not None:
+                mined(sent[-1])
+
+        with self._account_lock(account.address):
+            nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(account.address, "pending"))
+            for fn, gas in calls:
+                if failure is not None:
+                    break
+                tx = {"from": account.address, "value": 0, "chainId": self.chain_id, "gas": gas, "nonce": nonce,
+                      **self.fees()}
+                built = fn.build_transaction(tx)
+                raw = bytes(account.sign_transaction(built).raw_transaction)
+                try:
+                    tx_hash = self._send_raw(raw)
+                except Exception as exc:
+                    failure = exc
+                    break
+                in_flight.append((raw, built, tx_hash))
+                nonce += 1
+                while len(in_flight) >= max(1, window):
+                    collect()
+            while in_flight:
+                collect()
+        if failure is not None:
+            raise failure
+        return sent
 
     def _gas_for(self, fn: Any, tx: dict[str, Any]) -> int:
         """Gas for a transaction, surfacing a revert before anything is sent."""

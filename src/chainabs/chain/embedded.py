@@ -22,6 +22,7 @@ from web3.types import TxParams, TxReceipt
 
 from chainabs.chain.abi import decode_revert
 from chainabs.chain.base import GWEI, Chain, RawLog, SetProbe, StorageReader
+from chainabs.chain.fastpath import FastSend, use_fast_keccak
 from chainabs.chain.journal import Journal
 from chainabs.errors import ContractRevert
 
@@ -99,7 +100,7 @@ def _backend_class() -> type:
     return DeterministicPyEVMBackend
 
 
-class EmbeddedChain(Chain):
+class EmbeddedChain(FastSend, Chain):
     """eth-tester's in-process py-evm chain with funded dev accounts.
 
     With a `state_dir` every mined transaction and empty block is journalled before its sender
@@ -114,6 +115,7 @@ class EmbeddedChain(Chain):
         from eth_tester.backends.pyevm.main import get_default_account_keys
         from web3 import EthereumTesterProvider
 
+        use_fast_keccak()
         keys = get_default_account_keys(accounts)
         genesis_state = {
             k.public_key.to_canonical_address(): {"balance": EMBEDDED_BALANCE, "storage": {}, "code": b"", "nonce": 0}
@@ -155,7 +157,7 @@ class EmbeddedChain(Chain):
             if record.kind == b"M":
                 self.backend.mine_blocks(1)
             else:
-                self.w3.eth.send_raw_transaction(record.payload)
+                self._send_raw(record.payload)
             count += 1
         log.info("replayed %d journal records from %s", count, self.journal.path)
         return count

@@ -71,6 +71,7 @@ class RpcChain(Chain):
         logs costs more than the node's execution of a mint batch."""
         hex_hash = "0x" + bytes(tx_hash).hex()
         deadline = time.monotonic() + 120
+        delay = 0.002  # a pipelined sender asks when the receipt is most likely there already
         while True:
             raw = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [hex_hash]))
             result = raw.get("result")
@@ -78,7 +79,8 @@ class RpcChain(Chain):
                 break
             if time.monotonic() > deadline:
                 raise RpcError(f"transaction {hex_hash} not mined within 120 s")
-            time.sleep(0.02)
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
         if self.confirmations:
             target = int(result["blockNumber"], 16) + self.confirmations
             while self.block_number() < target:

@@ -74,16 +74,20 @@ contract LoanToken is ERC721, AccessControl {
     /// @dev The loop is hand-written: it writes OpenZeppelin ERC721's `_owners` mapping (storage
     ///      slot OWNERS_SLOT, checked against the compiler's storage layout by the tests) and
     ///      emits the standard Transfer event per token, then adds the batch to the receiver's
-    ///      balance once. That keeps a loan at one fresh storage slot plus its event and calldata,
-    ///      and keeps py-evm's per-opcode cost low.
+    ///      balance once. That keeps a loan at one fresh storage slot plus its event and calldata.
+    ///      A token already owned stops the loop at once; the loan ids' lengths are checked for
+    ///      the whole batch after it, without a branch per id (every length less one is ORed
+    ///      together: one of 0 or above 64 leaves a bit above 63), and the ids must end exactly
+    ///      at the end of `packedIds`. Any failure reverts with the first offending id's error,
+    ///      found by `_firstFailure` in a second pass, as a check of each id in turn would.
     /// @param packedIds the loan ids, each as one length byte (1-64) followed by its bytes.
     /// @param loanHashes the loan hash of each loan, in the same order.
     function mintBatch(bytes calldata packedIds, bytes32[] calldata loanHashes) external onlyRole(MINTER_ROLE) {
         uint256 count = loanHashes.length;
         if (count == 0) revert EmptyBatch();
         address to = msg.sender;
-        uint256 failure; // 0 ok, 1 malformed ids at `detail`, 2 duplicate token `detail`
-        uint256 detail;
+        uint256 owned; // ids before the one found owned (count when none was)
+        uint256 clean;
         assembly ("memory-safe") {
             // The LoansCommitted event data, abi.encode(bytes32[] loanHashes), is the calldata's
             // array with its offset word: laid out in free memory, then the token id preimage.
@@ -98,45 +102,50 @@ contract LoanToken is ERC721, AccessControl {
             mstore(scratch, shl(96, to))
             let idStart := add(scratch, 20)
             let ptr := packedIds.offset
-            let end := add(ptr, packedIds.length)
             mstore(0x20, OWNERS_SLOT) // the owner slot's preimage is (token id, OWNERS_SLOT)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                if iszero(lt(ptr, end)) {
-                    failure := 1
-                    detail := sub(ptr, packedIds.offset)
-                    break
-                }
+            let lengths := 0
+            let left := count
+            for {} left { left := sub(left, 1) } {
                 let len := shr(248, calldataload(ptr))
                 let start := add(ptr, 1)
                 ptr := add(start, len)
-                if or(or(iszero(len), gt(len, 64)), gt(ptr, end)) {
-                    failure := 1
-                    detail := sub(sub(start, 1), packedIds.offset)
-                    break
-                }
+                lengths := or(lengths, sub(len, 1))
                 calldatacopy(idStart, start, len)
                 let tokenId := keccak256(scratch, add(20, len))
                 mstore(0x00, tokenId)
                 let slot := keccak256(0x00, 0x40)
-                if sload(slot) {
-                    failure := 2
-                    detail := tokenId
-                    break
-                }
+                if sload(slot) { break }
                 sstore(slot, to)
                 log4(0, 0, TRANSFER_SIG, 0, to, tokenId)
             }
-            if and(iszero(failure), iszero(eq(ptr, end))) {
-                failure := 1
-                detail := sub(ptr, packedIds.offset)
-            }
-            if iszero(failure) {
+            owned := sub(count, left)
+            clean := and(iszero(left), and(lt(lengths, 64), eq(ptr, add(packedIds.offset, packedIds.length))))
+            if clean {
                 log2(data, dataLength, COMMITTED_SIG, to)
             }
         }
-        if (failure == 1) revert MalformedLoanIds(detail);
-        if (failure == 2) revert LoanAlreadyTokenised(detail);
+        if (clean == 0) _revertFirstFailure(packedIds, count, owned);
         _increaseBalance(to, uint128(count));
+    }
+
+    /// @dev Revert with the error of the first offending id of a failed batch, in id order: a
+    ///      malformed id (its length byte's offset, or the end of the ids when they run short or
+    ///      long), or the token found owned at index `owned`. Reads only `packedIds`: the ids
+    ///      before `owned` parsed the same in mintBatch's loop, the ones from a malformed id on
+    ///      are not looked at.
+    function _revertFirstFailure(bytes calldata packedIds, uint256 count, uint256 owned) private view {
+        uint256 ptr;
+        uint256 end = packedIds.length;
+        for (uint256 i; i < count; ++i) {
+            if (ptr >= end) revert MalformedLoanIds(ptr);
+            uint256 len = uint8(packedIds[ptr]);
+            if (len == 0 || len > 64 || ptr + 1 + len > end) revert MalformedLoanIds(ptr);
+            if (i == owned) {
+                revert LoanAlreadyTokenised(uint256(keccak256(abi.encodePacked(msg.sender, packedIds[ptr + 1:ptr + 1 + len]))));
+            }
+            ptr += 1 + len;
+        }
+        revert MalformedLoanIds(ptr);
     }
 
     /// @inheritdoc ERC721

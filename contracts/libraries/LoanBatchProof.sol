@@ -71,26 +71,74 @@ library LoanBatchProof {
             // alone: it is scratch, reused by whatever comes next. buf[i] is tree index hi - i;
             // one word before buf is kept free for a sibling from the proof.
             let buf := add(mload(0x40), 0x20)
-            let end := add(buf, shl(5, k))
-            calldatacopy(buf, loanHashes.offset, shl(5, k))
-            // each leaf must be above the one before: checked without a branch per leaf, the
-            // first offender is looked for only when there is one
+            let end := buf
+            let p := loanHashes.offset
+            let pend := add(p, shl(5, k))
+            let pp := proof.offset
+            let hi := sub(sub(shl(1, leafCount), 2), first)
+            // Each leaf must be above the one before: checked without a branch per leaf. The
+            // leaves are hashed from the calldata and paired on the way, two at a time: two
+            // neighbours of the run are in ascending order when the check passes, so their
+            // pair hash (in sorted order) is that of the pair as it comes. Only the run's ends
+            // may take a sibling from the proof, top first, and those pairs are sorted.
             last := previous
             let unordered := 0
-            for { let p := buf } lt(p, end) { p := add(p, 0x20) } {
-                let leaf := keccak256(p, 0x20)
-                unordered := or(unordered, iszero(gt(leaf, last)))
-                mstore(p, leaf)
+            if and(hi, 1) {
+                mstore(0x00, calldataload(p))
+                let leaf := keccak256(0x00, 0x20)
+                unordered := iszero(gt(leaf, last))
                 last := leaf
+                p := add(p, 0x20)
+                let s := calldataload(pp)
+                pp := add(pp, 0x20)
+                let x := xor(leaf, s)
+                let lo := xor(s, mul(x, lt(leaf, s)))
+                mstore(0x00, lo)
+                mstore(0x20, xor(x, lo))
+                mstore(end, keccak256(0x00, 0x40))
+                end := add(end, 0x20)
+            }
+            for { let pairsEnd := sub(pend, and(sub(pend, p), 0x20)) } lt(p, pairsEnd) { p := add(p, 0x40) } {
+                mstore(0x00, calldataload(p))
+                let a := keccak256(0x00, 0x20)
+                mstore(0x00, a)
+                mstore(0x20, calldataload(add(p, 0x20)))
+                let b := keccak256(0x20, 0x20)
+                mstore(0x20, b)
+                unordered := or(unordered, iszero(and(gt(a, last), gt(b, a))))
+                last := b
+                mstore(end, keccak256(0x00, 0x40))
+                end := add(end, 0x20)
+            }
+            if lt(p, pend) {
+                mstore(0x00, calldataload(p))
+                let leaf := keccak256(0x00, 0x20)
+                unordered := or(unordered, iszero(gt(leaf, last)))
+                last := leaf
+                switch hi
+                case 0 {
+                    // a one-leaf tree: the leaf is the root
+                    mstore(end, leaf)
+                }
+                default {
+                    let s := calldataload(pp)
+                    pp := add(pp, 0x20)
+                    let x := xor(leaf, s)
+                    let lo := xor(s, mul(x, lt(leaf, s)))
+                    mstore(0x00, lo)
+                    mstore(0x20, xor(x, lo))
+                    mstore(end, keccak256(0x00, 0x40))
+                }
+                end := add(end, 0x20)
             }
             switch unordered
             case 0 {
-                let pp := proof.offset
-                let hi := sub(sub(shl(1, leafCount), 2), first)
+                if hi { hi := shr(1, sub(hi, 1)) } // the leaves' parents (a one-leaf tree has none)
                 for {} hi {} {
-                    // One level. A run's top node that is a left child (odd index) and its
-                    // bottom node that is a right child take their siblings from the proof, top
-                    // first; proof hashes are read past the proof's end only to fail below.
+                    // One level of inner nodes, as the leaf level above: its top node when it
+                    // is a left child (odd index) and its bottom node when it is a right child
+                    // take their siblings from the proof, top first; proof hashes are read past
+                    // the proof's end only to fail below.
                     let r := buf
                     if and(hi, 1) {
                         r := sub(buf, 0x20)
@@ -119,20 +167,22 @@ library LoanBatchProof {
                     hi := shr(1, sub(hi, 1))
                 }
                 // the root alone is left, and the whole proof is used
-                let pend := add(proof.offset, shl(5, proof.length))
-                if or(or(iszero(eq(end, add(buf, 0x20))), iszero(eq(pp, pend))), iszero(eq(mload(buf), root))) {
+                let proofEnd := add(proof.offset, shl(5, proof.length))
+                if or(or(iszero(eq(end, add(buf, 0x20))), iszero(eq(pp, proofEnd))), iszero(eq(mload(buf), root))) {
                     status := 2
                 }
             }
             default {
                 status := 1
                 let before := previous
-                for { let p := buf } lt(p, end) { p := add(p, 0x20) } {
-                    if iszero(gt(mload(p), before)) {
-                        detail := shr(5, sub(p, buf))
+                for { let q := loanHashes.offset } lt(q, pend) { q := add(q, 0x20) } {
+                    mstore(0x00, calldataload(q))
+                    let leaf := keccak256(0x00, 0x20)
+                    if iszero(gt(leaf, before)) {
+                        detail := shr(5, sub(q, loanHashes.offset))
                         break
                     }
-                    before := mload(p)
+                    before := leaf
                 }
             }
         }

@@ -89,29 +89,22 @@ contract LoanToken is ERC721, AccessControl {
         uint256 owned; // ids before the one found owned (count when none was)
         uint256 clean;
         assembly ("memory-safe") {
-            // The LoansCommitted event data, abi.encode(bytes32[] loanHashes), is the calldata's
-            // array with its offset word: laid out in free memory, then the token id preimage.
-            let data := mload(0x40)
-            let hashBytes := shl(5, count)
-            mstore(data, 0x20)
-            mstore(add(data, 0x20), count)
-            calldatacopy(add(data, 0x40), loanHashes.offset, hashBytes)
-            let dataLength := add(0x40, hashBytes)
-            // token id preimage: the pool's 20 address bytes, then the loan id
-            let scratch := add(data, dataLength)
-            mstore(scratch, shl(96, to))
-            let idStart := add(scratch, 20)
+            // Free memory holds the token id preimage (the pool's 20 address bytes, then the loan
+            // id: up to 275 bytes, as a length byte reads), then after the loop the event data.
+            let preimage := mload(0x40)
+            mstore(preimage, shl(96, to))
+            let idStart := add(preimage, 20)
             let ptr := packedIds.offset
-            mstore(0x20, OWNERS_SLOT) // the owner slot's preimage is (token id, OWNERS_SLOT)
             let lengths := 0
             let left := count
+            mstore(0x20, OWNERS_SLOT) // the owner slot's preimage is (token id, OWNERS_SLOT)
             for {} left { left := sub(left, 1) } {
                 let len := shr(248, calldataload(ptr))
                 let start := add(ptr, 1)
                 ptr := add(start, len)
                 lengths := or(lengths, sub(len, 1))
                 calldatacopy(idStart, start, len)
-                let tokenId := keccak256(scratch, add(20, len))
+                let tokenId := keccak256(preimage, add(20, len))
                 mstore(0x00, tokenId)
                 let slot := keccak256(0x00, 0x40)
                 if sload(slot) { break }
@@ -121,7 +114,13 @@ contract LoanToken is ERC721, AccessControl {
             owned := sub(count, left)
             clean := and(iszero(left), and(lt(lengths, 64), eq(ptr, add(packedIds.offset, packedIds.length))))
             if clean {
-                log2(data, dataLength, COMMITTED_SIG, to)
+                // the LoansCommitted event data, abi.encode(bytes32[] loanHashes): the
+                // calldata's array with its offset word
+                let data := add(preimage, 0x120)
+                mstore(data, 0x20)
+                mstore(add(data, 0x20), count)
+                calldatacopy(add(data, 0x40), loanHashes.offset, shl(5, count))
+                log2(data, add(0x40, shl(5, count)), COMMITTED_SIG, to)
             }
         }
         if (clean == 0) _revertFirstFailure(packedIds, count, owned);

@@ -424,6 +424,32 @@ def test_every_run_of_neighbouring_leaves_has_a_multiproof(n: int) -> None:
                 assert not verify_multiproof(mp._replace(leaves=[*mp.leaves[:-1], *other]), tree.root)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 40, 64, 65])
+def test_run_proof_is_the_runs_multiproof(n: int) -> None:
+    """The O(log n) proof a pool's mint batches use equals the general multiproof's, for every
+    run on one level; a run across the two leaf levels or out of range is refused."""
+    tree = MerkleTree.from_leaves(_leaves(n, seed=n))
+    order = tree.sorted_indices()
+    lowest = tree.lowest_level_leaves()
+    for first in range(n):
+        for end in range(first + 1, n + 1):
+            if first < lowest < end:
+                with pytest.raises(ValueError):
+                    tree.run_proof(first, end - first)
+            else:
+                assert tree.run_proof(first, end - first) == tree.multiproof(order[first:end]).proof
+    for first, count in [(0, 0), (-1, 1), (n - 1, 2), (n, 1)]:
+        with pytest.raises(IndexError):
+            tree.run_proof(first, count)
+
+
+def test_commit_is_commitments_with_the_borrower_hashes() -> None:
+    loans = random_loans(300, seed=11)
+    hashes, leaves, borrowers = merkle.commit(loans, SALT)
+    assert list(zip(hashes, leaves, strict=True)) == commitments(loans, SALT)
+    assert borrowers == [merkle.borrower_hash(SALT, loan.borrower_ref) for loan in loans]
+
+
 def test_a_run_of_neighbours_needs_few_proof_nodes() -> None:
     """A batch of neighbouring leaves costs at most two siblings per level, whatever its size."""
     n = 10_000

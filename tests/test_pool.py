@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from web3.logs import DISCARD
 
@@ -18,7 +19,16 @@ from chainabs.cli import main
 from chainabs.context import Context
 from chainabs.deploy import Manifest
 from chainabs.errors import ContractRevert, TapeError
-from chainabs.pool import OWNERS_SLOT, create_pool, find_pool, mint_batch, verify_proof_on_chain
+from chainabs.pool import (
+    MINT_SELECTOR,
+    OWNERS_SLOT,
+    committed_rows,
+    create_pool,
+    find_pool,
+    mint_batch,
+    run_batch,
+    verify_proof_on_chain,
+)
 from chainabs.tape import Eligibility, apply_eligibility, read_tape
 from chainabs.tapegen import write_tape
 
@@ -254,6 +264,52 @@ def test_pool_rules_are_enforced(chain: EmbeddedChain, core: Manifest) -> None:
     chain.send(pool.functions.mintLoans(both.packed_ids, both.loan_hashes, both.proof))
     assert pool.functions.filled().call() is True
     assert pool.functions.lastMintedLeaf().call() == max(merkle.leaf_from_loan_hash(h) for h in hashes)
+
+
+def test_mint_batch_errors_name_the_first_offending_id(chain: EmbeddedChain, core: Manifest) -> None:
+    """mintBatch checks lengths for the whole batch after its loop; a failed batch still reverts
+    with the error of its first offending id, in order, as a check of each id in turn would."""
+    minter = chain.accounts[7]
+    token = chain.contract("LoanToken", core.contracts["LoanToken"])
+    chain.send(token.functions.grantRole(MINTER_ROLE, minter))
+    h = [keccak(b"err %d" % i) for i in range(4)]
+    chain.send(token.functions.mintBatch(b"\x02E1", h[:1]), sender=minter)
+    e1, e2 = merkle.token_id(minter, "E1"), merkle.token_id(minter, "E2")
+    cases = [
+        (b"\x02E2\x02E1\x00", h[:3], ("LoanAlreadyTokenised", (e1,))),   # owned before a bad length
+        (b"\x02E2\x00\x02E1", h[:3], ("MalformedLoanIds", (3,))),        # a zero length before owned
+        (b"\x02E2\x41" + b"x" * 65, h[:2], ("MalformedLoanIds", (3,))),   # 65 bytes
+        (b"\x02E2\x02E2", h[:2], ("LoanAlreadyTokenised", (e2,))),        # twice in one batch
+        (b"\x02E2\x05E3", h[:2], ("MalformedLoanIds", (3,))),             # runs past the end
+        (b"\x02E2", h[:2], ("MalformedLoanIds", (3,))),                    # fewer ids than hashes
+        (b"\x02E2\x02E3\x02E4", h[:2], ("MalformedLoanIds", (6,))),      # more ids than hashes
+    ]
+    for packed, hashes, expected in cases:
+        assert _revert(chain, token.functions.mintBatch(packed, hashes), sender=minter) == expected, packed
+    assert token.functions.balanceOf(minter).call() == 1
+    chain.send(token.functions.mintBatch(b"\x02E2\x40" + b"y" * 64, h[1:3]), sender=minter)
+    assert token.functions.balanceOf(minter).call() == 3
+    assert token.functions.ownerOf(merkle.token_id(minter, "y" * 64)).call() == minter
+
+
+def test_run_batches_are_mint_batches_and_encode_as_eth_abi(tape_300: Path) -> None:
+    """The mint path's batch builder (run_batch, its calldata packed by hand) gives the same
+    batch and the same bytes as mint_batch with eth_abi; the committed rows from merkle.commit's
+    borrower hashes equal CommittedLoan.of's."""
+    loans = read_tape(tape_300).loans
+    salt = bytes(range(32))
+    hashes, leaves, borrowers = merkle.commit(loans, salt)
+    assert committed_rows(loans, salt, borrowers) == committed_rows(loans, salt)
+    tree = merkle.MerkleTree.from_leaves(leaves)
+    order = tree.sorted_indices()
+    ids = [x.loan_id for x in loans]
+    lowest = tree.lowest_level_leaves()
+    for first, end in [(0, 1), (0, lowest), (lowest, len(loans)), (lowest + 3, lowest + 50), (17, 18)]:
+        fast, slow = run_batch(tree, ids, hashes, order, first, end), mint_batch(tree, ids, hashes, order[first:end])
+        assert fast == slow
+        expected = MINT_SELECTOR + abi_encode(["bytes", "bytes32[]", "bytes32[]"],
+                                              [slow.packed_ids, slow.loan_hashes, slow.proof])
+        assert fast.calldata() == expected
 
 
 def test_a_pool_mints_only_loans_it_committed(chain: EmbeddedChain, core: Manifest) -> None:

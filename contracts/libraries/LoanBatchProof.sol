@@ -64,13 +64,15 @@ library LoanBatchProof {
         }
         uint256 lowest = lowestLevelLeaves(leafCount);
         if (first < lowest && first + k > lowest) revert BatchCrossesLeafLevels(lowest);
-        uint256 status; // 0 proven, 1 out of order at `detail`, 2 not committed
-        uint256 detail;
+        bool unordered;
+        bool committed;
         assembly ("memory-safe") {
-            // The run of nodes lives in memory past the free memory pointer, which is left
-            // alone: it is scratch, reused by whatever comes next. buf[i] is tree index hi - i;
-            // one word before buf is kept free for a sibling from the proof.
-            let buf := add(mload(0x40), 0x20)
+            // Memory past the free memory pointer, which is left alone (it is scratch, reused
+            // by whatever comes next): the root, then a word kept free for a sibling from the
+            // proof, then the run of nodes, buf[i] being tree index hi - i. The root waits in
+            // memory so that the loops have the stack to themselves.
+            let buf := add(mload(0x40), 0x40)
+            mstore(sub(buf, 0x40), root)
             let end := buf
             let p := loanHashes.offset
             let pend := add(p, shl(5, k))
@@ -82,7 +84,6 @@ library LoanBatchProof {
             // pair hash (in sorted order) is that of the pair as it comes. Only the run's ends
             // may take a sibling from the proof, top first, and those pairs are sorted.
             last := previous
-            let unordered := 0
             if and(hi, 1) {
                 mstore(0x00, calldataload(p))
                 let leaf := keccak256(0x00, 0x20)
@@ -131,62 +132,55 @@ library LoanBatchProof {
                 }
                 end := add(end, 0x20)
             }
-            switch unordered
-            case 0 {
-                if hi { hi := shr(1, sub(hi, 1)) } // the leaves' parents (a one-leaf tree has none)
-                for {} hi {} {
-                    // One level of inner nodes, as the leaf level above: its top node when it
-                    // is a left child (odd index) and its bottom node when it is a right child
-                    // take their siblings from the proof, top first; proof hashes are read past
-                    // the proof's end only to fail below.
-                    let r := buf
-                    if and(hi, 1) {
-                        r := sub(buf, 0x20)
-                        mstore(r, calldataload(pp))
-                        pp := add(pp, 0x20)
-                    }
-                    if and(shr(5, sub(end, r)), 1) {
-                        mstore(end, calldataload(pp))
-                        pp := add(pp, 0x20)
-                        end := add(end, 0x20)
-                    }
-                    // the parents overwrite the run from its start: a pair is read before its
-                    // parent is written, and the write never passes the read
-                    let w := buf
-                    for {} lt(r, end) { r := add(r, 0x40) } {
-                        let a := mload(r)
-                        let b := mload(add(r, 0x20))
-                        let x := xor(a, b)
-                        let lo := xor(b, mul(x, lt(a, b)))
-                        mstore(0x00, lo)
-                        mstore(0x20, xor(x, lo))
-                        mstore(w, keccak256(0x00, 0x40))
-                        w := add(w, 0x20)
-                    }
-                    end := w
-                    hi := shr(1, sub(hi, 1))
+            if hi { hi := shr(1, sub(hi, 1)) } // the leaves' parents (a one-leaf tree has none)
+            for {} hi {} {
+                // One level of inner nodes, as the leaf level above: its top node when it is a
+                // left child (odd index) and its bottom node when it is a right child take
+                // their siblings from the proof, top first; proof hashes are read past the
+                // proof's end only to fail below.
+                let r := buf
+                if and(hi, 1) {
+                    r := sub(buf, 0x20)
+                    mstore(r, calldataload(pp))
+                    pp := add(pp, 0x20)
                 }
-                // the root alone is left, and the whole proof is used
-                let proofEnd := add(proof.offset, shl(5, proof.length))
-                if or(or(iszero(eq(end, add(buf, 0x20))), iszero(eq(pp, proofEnd))), iszero(eq(mload(buf), root))) {
-                    status := 2
+                if and(shr(5, sub(end, r)), 1) {
+                    mstore(end, calldataload(pp))
+                    pp := add(pp, 0x20)
+                    end := add(end, 0x20)
                 }
+                // the parents overwrite the run from its start: a pair is read before its
+                // parent is written, and the write never passes the read
+                let w := buf
+                for {} lt(r, end) { r := add(r, 0x40) } {
+                    let a := mload(r)
+                    let b := mload(add(r, 0x20))
+                    let x := xor(a, b)
+                    let lo := xor(b, mul(x, lt(a, b)))
+                    mstore(0x00, lo)
+                    mstore(0x20, xor(x, lo))
+                    mstore(w, keccak256(0x00, 0x40))
+                    w := add(w, 0x20)
+                }
+                end := w
+                hi := shr(1, sub(hi, 1))
             }
-            default {
-                status := 1
-                let before := previous
-                for { let q := loanHashes.offset } lt(q, pend) { q := add(q, 0x20) } {
-                    mstore(0x00, calldataload(q))
-                    let leaf := keccak256(0x00, 0x20)
-                    if iszero(gt(leaf, before)) {
-                        detail := shr(5, sub(q, loanHashes.offset))
-                        break
-                    }
-                    before := leaf
-                }
-            }
+            // the root alone is left, and the whole proof is used
+            committed := and(and(eq(end, add(buf, 0x20)), eq(pp, add(proof.offset, shl(5, proof.length)))),
+                             eq(mload(buf), mload(sub(buf, 0x40))))
         }
-        if (status == 1) revert LoanOutOfOrder(detail);
-        if (status == 2) revert BatchNotCommitted();
+        if (unordered) revert LoanOutOfOrder(_firstOutOfOrder(loanHashes, previous));
+        if (!committed) revert BatchNotCommitted();
+    }
+
+    /// @dev The index of the first of `loanHashes` whose leaf is not above the one before it
+    ///      (`previous` before the first); only called when there is one.
+    function _firstOutOfOrder(bytes32[] calldata loanHashes, bytes32 previous) private pure returns (uint256 i) {
+        bytes32 before = previous;
+        for (; i < loanHashes.length; ++i) {
+            bytes32 leaf = keccak256(bytes.concat(loanHashes[i]));
+            if (leaf <= before) return i;
+            before = leaf;
+        }
     }
 }

@@ -36,6 +36,7 @@ __all__ = [
     "MerkleTree",
     "Multiproof",
     "borrower_hash",
+    "commit",
     "commitments",
     "hash_pair",
     "keccak256",
@@ -357,11 +358,19 @@ def token_id(pool: str | bytes, loan_id: str) -> int:
 
 def commitments(loans: Iterable[LoanLike], pool_salt: bytes) -> list[tuple[bytes, bytes]]:
     """[(loan_hash, leaf)] for each loan in order: loan_hash(loan, pool_salt) in bulk."""
+    hashes, leaves, _ = commit(loans, pool_salt)
+    return list(zip(hashes, leaves, strict=True))
+
+
+def commit(loans: Iterable[LoanLike], pool_salt: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(loan hashes, leaves, borrower hashes), each a list in the loans' order: everything a
+    pool commits to, computed once per loan (loan_hash, leaf_from_loan_hash, borrower_hash)."""
     k = _batch_hasher()
     prefix = _borrower_prefix(pool_salt)
     encode_borrower, encode_values = _borrower_encoding, _encode_values
-    out: list[tuple[bytes, bytes]] = []
-    append = out.append
+    hashes: list[bytes] = []
+    leaves: list[bytes] = []
+    borrowers: list[bytes] = []
     for loan in loans:
         try:
             bh = k(encode_borrower(prefix, loan.borrower_ref))
@@ -373,8 +382,10 @@ def commitments(loans: Iterable[LoanLike], pool_salt: bytes) -> list[tuple[bytes
             loan.term_months, loan.repayment_type, loan.status, loan.funded_share_bps,
             loan.credit_score, loan.region,
         )))  # fmt: skip
-        append((h, k(h)))
-    return out
+        borrowers.append(bh)
+        hashes.append(h)
+        leaves.append(k(h))
+    return hashes, leaves, borrowers
 
 
 # --------------------------------------------------------------------------- the tree
@@ -565,6 +576,30 @@ class MerkleTree:
         if not positions:
             proof.append(nodes[0])
         return Multiproof([nodes[i] for i in positions], proof, flags)
+
+    def run_proof(self, first: int, count: int) -> list[bytes]:
+        """`multiproof(...).proof` of the leaves of ranks first .. first+count-1 (a run of
+        `sorted_indices()`, all on one level of the tree, as a pool's mint batch is), in
+        O(log n): a run's nodes pair among themselves except at its two ends, so each level
+        needs at most the sibling of its top node (a left child) and then that of its bottom
+        node (a right child), the order in which the multiproof's queue meets them."""
+        n, size = self._n, len(self._nodes)
+        if count < 1 or first < 0 or first + count > n:
+            raise IndexError(f"ranks {first} .. {first + count - 1} out of range for {n} leaves")
+        lowest = self.lowest_level_leaves()
+        if first < lowest < first + count:
+            raise ValueError(f"ranks {first} .. {first + count - 1} cross the tree's two leaf levels at {lowest}")
+        nodes = self._nodes
+        hi = size - 1 - first
+        lo = hi - count + 1
+        proof: list[bytes] = []
+        while hi > 0:
+            if hi % 2:
+                proof.append(nodes[hi + 1])
+            if not lo % 2:
+                proof.append(nodes[lo - 1])
+            hi, lo = (hi - 1) // 2, (lo - 1) // 2
+        return proof
 
     def _path(self, i: int) -> list[bytes]:
         nodes = self._nodes

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from chainabs import merkle
@@ -62,9 +61,17 @@ class MintReport:
         return self.gas_used / self.minted_now if self.minted_now else 0.0
 
 
-def committed_rows(loans: Sequence[Loan], salt: bytes) -> list[CommittedLoan]:
-    """Each loan's 15 committed values (borrower hash, never the reference)."""
-    return [CommittedLoan.of(loan, salt) for loan in loans]
+def committed_rows(loans: Sequence[Loan], salt: bytes,
+                   borrower_hashes: Sequence[bytes] | None = None) -> list[CommittedLoan]:
+    """Each loan's 15 committed values (borrower hash, never the reference); `borrower_hashes`
+    when the caller already has them (merkle.commit), in the loans' order."""
+    if borrower_hashes is None:
+        return [CommittedLoan.of(loan, salt) for loan in loans]
+    make = CommittedLoan._make
+    return [make((x.loan_id, "0x" + bh.hex(), x.product, x.currency, x.principal_units, x.outstanding_units,
+                  x.rate_bps, x.origination_day, x.maturity_day, x.term_months, x.repayment_type, x.status,
+                  x.funded_share_bps, x.credit_score, x.region))
+            for x, bh in zip(loans, borrower_hashes, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class Commitment:
 
     loan_hashes: list[bytes]
     tree: merkle.MerkleTree
+    borrower_hashes: list[bytes]
 
     @property
     def root(self) -> str:
@@ -83,8 +91,8 @@ class Commitment:
 
 def commit(loans: Sequence[Loan], salt: bytes) -> Commitment:
     """The loans' commitment under the pool's salt (TAPE.md: loan hash, leaf, sorted tree)."""
-    pairs = merkle.commitments(loans, salt)
-    return Commitment([h for h, _ in pairs], merkle.MerkleTree.from_leaves([leaf for _, leaf in pairs]))
+    loan_hashes, leaves, borrower_hashes = merkle.commit(loans, salt)
+    return Commitment(loan_hashes, merkle.MerkleTree.from_leaves(leaves), borrower_hashes)
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,23 @@ class MintBatch:
     proof: list[bytes]
 
     def calldata(self) -> bytes:
-        return MINT_SELECTOR + abi_encode(["bytes", "bytes32[]", "bytes32[]"],
-                                          [self.packed_ids, self.loan_hashes, self.proof])
+        """mintLoans(packed_ids, loan_hashes, proof) ABI-encoded: the three offsets, then each
+        argument's length word and contents (the bytes zero-padded to a whole word), as
+        eth_abi encodes them (tests/test_pool.py checks) without its per-element checks."""
+        ids, hashes, proof = self.packed_ids, self.loan_hashes, self.proof
+        if any(len(h) != 32 for h in (*hashes, *proof)):
+            raise ValueError("loan hashes and proof nodes are 32 bytes each")
+        padded = (len(ids) + 31) // 32 * 32
+        hashes_at = 0x60 + 32 + padded
+        proof_at = hashes_at + 32 + 32 * len(hashes)
+        word = _word
+        return b"".join((MINT_SELECTOR, word(0x60), word(hashes_at), word(proof_at),
+                         word(len(ids)), ids, bytes(padded - len(ids)),
+                         word(len(hashes)), *hashes, word(len(proof)), *proof))
+
+
+def _word(n: int) -> bytes:
+    return n.to_bytes(32, "big")
 
 
 def batch_end(tree: merkle.MerkleTree, minted: int, size: int) -> int:
@@ -108,6 +131,16 @@ def batch_end(tree: merkle.MerkleTree, minted: int, size: int) -> int:
     end = min(minted + size, len(tree))
     lowest = tree.lowest_level_leaves()
     return lowest if minted < lowest < end else end
+
+
+def run_batch(tree: merkle.MerkleTree, loan_ids: Sequence[str], loan_hashes: Sequence[bytes],
+              order: Sequence[int], first: int, end: int) -> MintBatch:
+    """mint_batch for the ranks first .. end-1 of `order` (the tree's sorted_indices()): the
+    same batch, built without re-hashing its leaves and with the run's proof in O(log n)."""
+    indices = list(order[first:end])
+    ids = [loan_ids[i].encode() for i in indices]
+    packed = b"".join(bytes((len(x),)) + x for x in ids)
+    return MintBatch(indices, packed, [bytes(loan_hashes[i]) for i in indices], tree.run_proof(first, end - first))
 
 
 def mint_batch(tree: merkle.MerkleTree, loan_ids: Sequence[str], loan_hashes: Sequence[bytes],
@@ -188,13 +221,14 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
     salt = folder.salt()
     commitment = commit(eligible, salt)
     loan_hashes, tree, root = commitment.loan_hashes, commitment.tree, commitment.root
+    borrower_hashes = commitment.borrower_hashes
     outstanding = sum(x.outstanding_units for x in eligible)
     principal = sum(x.principal_units for x in eligible)
     if record is None:
         record = PoolRecord(name=name, currency=tape.currency, decimals=decimals, chain_id=chain.chain_id,
                             tape_sha256=tape_sha, root=root, loan_count=len(eligible),
                             outstanding_units=outstanding, principal_units=principal)
-        folder.write_loans(committed_rows(eligible, salt))
+        folder.write_loans(committed_rows(eligible, salt, borrower_hashes))
         folder.write_tree(tree)
         folder.write_record(record)
     elif record.root != root:
@@ -218,7 +252,7 @@ def create_pool(ctx: Context, *, tape_path: str | os.PathLike[str], name: str, c
         """Each next batch's call and gas limit, encoded while the chain mines the ones before."""
         count = 0
         while rank < len(eligible) and (stop_after_batches is None or count < stop_after_batches):
-            batch = mint_batch(tree, loan_ids, loan_hashes, order[rank:batch_end(tree, rank, size)])
+            batch = run_batch(tree, loan_ids, loan_hashes, order, rank, batch_end(tree, rank, size))
             gas = min(BATCH_OVERHEAD_GAS + GAS_PER_LOAN * len(batch.indices) + 16 * len(batch.packed_ids)
                       + PROOF_NODE_GAS * len(batch.proof), block_limit)
             sizes.append(len(batch.indices))

@@ -7,8 +7,11 @@ a caller never sees requests' or web3's exceptions.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +27,10 @@ log = logging.getLogger(__name__)
 
 KEY_ENV = "CHAINABS_PRIVATE_KEY"
 
+_RECEIPT_FIELD = re.compile(rb'"(status|gasUsed|blockNumber|contractAddress)"\s*:\s*(null|"0x[0-9a-fA-F]*")')
+"""The receipt fields a sender needs, read from the node's raw answer without decoding its logs:
+none of these keys occurs inside a log, whose blockNumber is the receipt's own."""
+
 
 class RpcChain(Chain):
     """Any Ethereum JSON-RPC node, with keys from the environment or given explicitly."""
@@ -35,6 +42,8 @@ class RpcChain(Chain):
         from web3 import HTTPProvider
 
         self.url = url
+        self.timeout = timeout
+        self._local = threading.local()  # each thread's session for raw receipts (_receipt_fields)
         w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
         if keys is None:  # one key, or several separated by commas (the first signs by default)
             keys = [k.strip() for k in os.environ.get(KEY_ENV, "").split(",") if k.strip()]
@@ -67,14 +76,14 @@ class RpcChain(Chain):
         raise AssertionError("unreachable")
 
     def _light_receipt(self, tx_hash: bytes) -> TxReceipt:
-        """Poll the raw receipt and read only status and gas: web3's formatting of thousands of
-        logs costs more than the node's execution of a mint batch."""
+        """Poll the raw receipt and read only status, gas, block and contract address: decoding
+        the thousands of logs of a mint batch (about 2 MB of JSON) costs the client more than
+        the node's execution of it."""
         hex_hash = "0x" + bytes(tx_hash).hex()
         deadline = time.monotonic() + 120
         delay = 0.002  # a pipelined sender asks when the receipt is most likely there already
         while True:
-            raw = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [hex_hash]))
-            result = raw.get("result")
+            result = self._rpc(lambda: self._receipt_fields(hex_hash))
             if result:
                 break
             if time.monotonic() > deadline:
@@ -90,6 +99,30 @@ class RpcChain(Chain):
             "blockNumber": int(result["blockNumber"], 16), "transactionHash": bytes(tx_hash),
             "contractAddress": result.get("contractAddress"), "logs": [],
         })
+
+    def _receipt_fields(self, hex_hash: str) -> dict[str, Any] | None:
+        """eth_getTransactionReceipt's status, gasUsed, blockNumber and contractAddress (None
+        while the transaction is pending), read from the raw answer by _RECEIPT_FIELD; an
+        answer without them (pending, or an error) is decoded as JSON. ValueError for a
+        JSON-RPC error, as web3 raises it, for `_rpc` to translate."""
+        import requests
+
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        request = {"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [hex_hash]}
+        body = session.post(self.url, json=request, timeout=self.timeout).content
+        fields: dict[str, Any] = {}
+        for key, value in _RECEIPT_FIELD.findall(body):
+            fields.setdefault(key.decode(), None if value == b"null" else value[1:-1].decode())
+        if "status" in fields and "gasUsed" in fields and "blockNumber" in fields:
+            return fields
+        answer = json.loads(body)
+        if answer.get("error"):
+            raise ValueError(answer["error"])
+        if answer.get("result"):  # a receipt without the fields this reads: not one we can use
+            raise RpcError(f"node answered eth_getTransactionReceipt for {hex_hash} without status or gasUsed")
+        return None
 
     def log_source(self) -> RpcSource:
         return RpcSource(self)

@@ -133,7 +133,7 @@ contract LoanToken is ERC721, AccessControl {
     ///      before `owned` parsed the same in mintBatch's loop, the ones from a malformed id on
     ///      are not looked at.
     function _revertFirstFailure(bytes calldata packedIds, uint256 count, uint256 owned) private view {
-        uint256 ptr;
+        uint256 ptr = 0;
         uint256 end = packedIds.length;
         for (uint256 i; i < count; ++i) {
             if (ptr >= end) revert MalformedLoanIds(ptr);

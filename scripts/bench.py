@@ -33,6 +33,15 @@ def _peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def naive_gas_per_loan(chain: Chain, loans: int = 50) -> float:
     """The baseline: one OpenZeppelin ERC721 mint per loan, commitment in a mapping."""
     from chainabs.merkle import keccak256
@@ -92,11 +101,15 @@ def bench_mint(args: argparse.Namespace) -> dict:
             core = deploy_core(chain)
             ctx = Context(data_dir=Path(tmp) / "data", chain=chain, core=core, manifest_path=Path(tmp) / "m.json")
             ctx.data_dir.mkdir()
+            node_pid = anvil.proc.pid if anvil is not None and anvil.proc is not None else None
+            node_cpu = _process_cpu_s(node_pid) if node_pid else None
             started = time.perf_counter()
             cpu = time.process_time()
             report = create_pool(ctx, tape_path=tape, name="bench", eligibility=Eligibility())
             total = time.perf_counter() - started
             cpu = time.process_time() - cpu
+            node_after = _process_cpu_s(node_pid) if node_pid else None
+            node_cpu = None if node_cpu is None or node_after is None else node_after - node_cpu
             block_limit = int(chain.w3.eth.get_block("latest")["gasLimit"])
             floor = gas_floor_per_loan(find_pool(ctx.data_dir, "bench").rows)
             naive = naive_gas_per_loan(chain)
@@ -117,6 +130,7 @@ def bench_mint(args: argparse.Namespace) -> dict:
         "path": path,
         "block_gas_limit": block_limit,
         "client_cpu_s": round(cpu, 2),
+        "node_cpu_s": None if node_cpu is None else round(node_cpu, 2),
         "loans": report.loans,
         "minted": report.minted_now,
         "batches": report.batches,
@@ -124,6 +138,7 @@ def bench_mint(args: argparse.Namespace) -> dict:
         "loans_per_s": round(report.minted_now / total, 1),
         "gas_per_loan": round(report.gas_per_loan, 1),
         "gas_floor_per_loan": floor,
+        "gas_above_floor_per_loan": round(report.gas_per_loan - floor["total"], 1),
         "naive_gas_per_loan": round(naive, 1),
         "peak_memory_mib": _peak_mib(),
     }

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {FlooredAdminRules} from "./access/FlooredAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -23,18 +22,19 @@ import {TrancheToken} from "./TrancheToken.sol";
 ///
 ///         Phases: Pending (deployed; the originator pledges the pool to this deal) -> Open
 ///         (`open`, subscriptions) -> Closed (`close`: unsold units and the initial reserve;
-///         reports from then on) -> Ended (`sweep`, once the pool balance is 0: no more reports;
-///         holders still claim).
+///         reports from then on, for good: recoveries keep coming after the pool balance is 0,
+///         and nothing ends the deal).
 ///
-///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`;
-///         OpenZeppelin's AccessControlDefaultAdminRules) grants and revokes OPERATOR, SERVICER and
-///         PAYING_AGENT, changes the fee recipient and sweeps what no holder is owed once the deal
-///         has ended. It holds no role on the tranche tokens or the registry (their admins are
-///         separate parties), so it can neither move units nor freeze holders, and it never
-///         touches holders' entitlements or the reserve. Settlement cash that arrives is
-///         measured by the deal's balance before and after: a token that delivers less than
-///         asked (fee on transfer) is refused.
-contract Deal is AccessControlDefaultAdminRules {
+///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`,
+///         never under a day; FlooredAdminRules over OpenZeppelin's AccessControlDefaultAdminRules)
+///         grants and revokes OPERATOR, SERVICER and PAYING_AGENT, changes the fee recipient and
+///         sweeps cash nobody is owed. Its own functions never touch units, holders' entitlements
+///         or the reserve; through the roles it grants it reaches what those roles do (a SERVICER
+///         it appoints posts reports). It holds no role on the tranche tokens or the registry
+///         (their admins are separate parties), so it can neither move units nor freeze holders.
+///         Settlement cash that arrives is measured by the deal's balance before and after: a
+///         token that delivers less than asked (fee on transfer) is refused.
+contract Deal is FlooredAdminRules {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
@@ -61,14 +61,10 @@ contract Deal is AccessControlDefaultAdminRules {
     ///         pool and the initial reserve over its life (the pool's principal once, interest and
     ///         recoveries up to 15 times more): (faces + initial reserve) * 16 <= CREDIT_CAPACITY.
     uint256 public constant LIFETIME_CASH_MULTIPLE = 16;
-    /// @notice Shortest wait before a new admin of the deal, its tokens or registry takes over.
-    uint48 public constant MIN_ADMIN_DELAY = 1 days;
-
     enum Phase {
         Pending,
         Open,
-        Closed,
-        Ended
+        Closed
     }
 
     /// @notice One tranche as given at deployment; most senior first, the last is the residual.
@@ -192,7 +188,7 @@ contract Deal is AccessControlDefaultAdminRules {
     uint128 public unpaidFee;
     /// @notice Defaulted principal reported so far.
     uint128 public cumulativeDefaults;
-    /// @notice Settlement base units swept out after the deal ended (dust, final carry, strays).
+    /// @notice Settlement base units swept out so far (stray transfers, released carry).
     uint256 public swept;
 
     TrancheSlot[MAX_TRANCHES] private _tranches;
@@ -238,8 +234,6 @@ contract Deal is AccessControlDefaultAdminRules {
     /// @notice The settlement token delivered another amount than was transferred (for example
     ///         a fee-on-transfer token).
     error SettlementAmountMismatch(uint256 expected, uint256 received);
-    /// @notice The deal ends only once the pool balance is 0.
-    error DealNotEnded(uint256 poolBalance);
 
     /// @notice The deal was created; its tranche tokens are deployed.
     event DealCreated(address indexed loanPool, address settlement, address registry, address[] tokens, uint256 initialBalance);
@@ -253,9 +247,8 @@ contract Deal is AccessControlDefaultAdminRules {
     event PeriodReported(uint256 indexed period, Period figures, TrancheResult[] tranches);
     /// @notice The fee recipient changed.
     event FeeRecipientChanged(address indexed previous, address indexed current);
-    /// @notice The deal ended after `periods` periods: no more reports; holders still claim.
-    event DealEnded(uint256 periods);
-    /// @notice Cash no holder is owed (dust, final carry, stray transfers) was swept to `to`.
+    /// @notice Cash nobody is owed (stray transfers, and once the pool is paid down each
+    ///         tranche's released carry) was swept to `to`.
     event Swept(address indexed to, uint256 amount);
 
     /// @param settlement_ the settlement ERC-20 (with decimals()).
@@ -266,7 +259,7 @@ contract Deal is AccessControlDefaultAdminRules {
     /// @param params fee, reserve and trigger parameters (bps <= 10,000).
     /// @param parties role holders and cash addresses.
     /// @param adminDelay the wait before a new admin of the deal or its tokens takes over
-    ///        (at least MIN_ADMIN_DELAY).
+    ///        (at least MIN_ADMIN_DELAY, for good).
     constructor(
         IERC20 settlement_,
         LoanPool pool,
@@ -275,10 +268,9 @@ contract Deal is AccessControlDefaultAdminRules {
         Parameters memory params,
         Parties memory parties,
         uint48 adminDelay
-    ) AccessControlDefaultAdminRules(adminDelay, parties.admin) {
+    ) FlooredAdminRules(adminDelay, parties.admin) {
         uint256 n = tranches_.length;
         if (n < MIN_TRANCHES || n > MAX_TRANCHES) revert InvalidParameter("tranches", n);
-        if (adminDelay < MIN_ADMIN_DELAY) revert InvalidParameter("adminDelay", adminDelay);
         _checkBps("servicerFeeBps", params.servicerFeeBps);
         _checkBps("reserveTargetBps", params.reserveTargetBps);
         _checkBps("defaultTriggerBps", params.defaultTriggerBps);
@@ -630,25 +622,25 @@ contract Deal is AccessControlDefaultAdminRules {
         feeRecipient = recipient;
     }
 
-    /// @notice Once the pool balance is 0, end the deal (the first call: no more reports) and
-    ///         send `to` every settlement base unit the deal holds beyond the reserve and what
-    ///         holders are owed: rounding dust, each tranche's final carry and stray transfers.
-    ///         Holders keep claiming what they are owed, before and after.
+    /// @notice Send `to` every settlement base unit the deal holds that nobody is owed; nothing
+    ///         ends: reports (recoveries after the pool is paid down too), claims and later sweeps
+    ///         go on as before, so it is harmless whenever it runs. It keeps the reserve and, per
+    ///         tranche, everything credited and not claimed: while the pool balance is above 0
+    ///         that includes the rounding carry (dust), which the next credit pays to holders.
+    ///         Once the pool balance is 0 each tranche's carry is released first
+    ///         (`TrancheToken.releaseCarry`; a later credit starts from none) and swept too.
+    ///         What it takes: stray transfers, and the released carry.
     /// @param to receiver of the swept cash.
     /// @return amount base units swept.
     function sweep(address to) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint256 amount) {
         if (to == address(0)) revert ZeroAddress("to");
-        if (phase == Phase.Closed) {
-            if (poolBalance != 0) revert DealNotEnded(poolBalance);
-            phase = Phase.Ended;
-            emit DealEnded(periodCount);
-        } else if (phase != Phase.Ended) {
-            revert WrongPhase(phase, Phase.Ended);
-        }
+        bool paidDown = poolBalance == 0;
         uint256 kept = reserve;
         uint256 n = trancheCount;
         for (uint256 k; k < n; ++k) {
-            kept += _token(k).owedToHolders();
+            TrancheToken token = _token(k);
+            if (paidDown) token.releaseCarry();
+            kept += token.paidTotal() - token.claimedTotal() - token.releasedTotal();
         }
         uint256 held = settlement.balanceOf(address(this));
         amount = held > kept ? held - kept : 0;
@@ -735,8 +727,9 @@ contract Deal is AccessControlDefaultAdminRules {
         return token.balanceOf(holder) * t.balance / t.face;
     }
 
-    /// @notice Per tranche: cumulative cash credited, claimed, owed to holders and dust.
-    ///         paid == claimed + owed + dust for every tranche.
+    /// @notice Per tranche: cumulative cash credited, claimed, owed to holders and dust (the
+    ///         carry not yet released). paid == claimed + owed + dust + the token's
+    ///         `releasedTotal` for every tranche.
     function cashLedger()
         external
         view

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {FlooredAdminRules} from "./access/FlooredAdminRules.sol";
+import {IDealOfRegistry, ITrancheOfDeal} from "./interfaces/IRegistryClients.sol";
 
 /// @title IEligibilityMirror
 /// @notice Implemented by tranche tokens that keep a copy of each investor's registry word
@@ -37,17 +37,20 @@ interface IEligibilityMirror {
 ///         jurisdiction but keeps the frozen bit, so a frozen wallet stays frozen when it is
 ///         revoked and added again; only `setFrozen(..., false)` unfreezes.
 ///
-///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`;
-///         OpenZeppelin's AccessControlDefaultAdminRules) grants and revokes COMPLIANCE_ROLE and
-///         nothing else; it is not the deal's admin.
-contract InvestorRegistry is AccessControlDefaultAdminRules {
+///         Attached tokens. Every write here calls every attached token, so an attached contract
+///         that reverts would block them all: COMPLIANCE attaches only a tranche token of a deal
+///         that uses this registry (the token's `registry()` is this contract, its `deal()` names
+///         it as a tranche, and that deal's `registry()` is this contract), and the admin can
+///         detach one (`detachToken`, through its timelock).
+///
+///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`,
+///         never under a day; FlooredAdminRules) grants and revokes COMPLIANCE_ROLE and detaches
+///         tokens; it is not the deal's admin.
+contract InvestorRegistry is FlooredAdminRules {
     /// @notice Adds, updates, revokes, freezes and unfreezes investors; attaches tranche tokens.
     bytes32 public constant COMPLIANCE_ROLE = keccak256("COMPLIANCE_ROLE");
     /// @notice At most this many tokens mirror one registry (each change writes all of them).
     uint256 public constant MAX_TOKENS = 10;
-    /// @notice Shortest wait before a new admin takes over.
-    uint48 public constant MIN_ADMIN_DELAY = 1 days;
-
     uint256 private constant _UNTIL_MASK = (1 << 40) - 1;
     uint256 private constant _JURISDICTION_SHIFT = 40;
     uint256 private constant _FROZEN_BIT = 1 << 56;
@@ -59,10 +62,11 @@ contract InvestorRegistry is AccessControlDefaultAdminRules {
     error LengthMismatch(uint256 investors, uint256 values);
     /// @notice The zero address cannot be an investor.
     error ZeroInvestor(uint256 index);
-    /// @notice The token mirrors another registry, is already attached, or the limit is reached.
+    /// @notice The token is not a tranche of a deal that uses this registry, is already
+    ///         attached, or the limit is reached.
     error CannotAttach(address token);
-    /// @notice The admin delay is shorter than MIN_ADMIN_DELAY.
-    error AdminDelayTooShort(uint48 delay);
+    /// @notice The token is not attached.
+    error NotAttached(address token);
 
     /// @notice An investor's eligibility and jurisdiction were set (added or updated).
     event InvestorSet(address indexed investor, uint40 eligibleUntil, uint16 jurisdiction);
@@ -72,16 +76,15 @@ contract InvestorRegistry is AccessControlDefaultAdminRules {
     event InvestorFrozen(address indexed investor, bool frozen);
     /// @notice A tranche token now mirrors this registry.
     event TokenAttached(address indexed token);
+    /// @notice A token no longer mirrors this registry.
+    event TokenDetached(address indexed token);
     /// @notice Investors' words were copied to every attached token again.
     event InvestorsSynced(uint256 count);
 
     /// @param admin receives DEFAULT_ADMIN_ROLE (grants and revokes COMPLIANCE_ROLE).
     /// @param adminDelay the wait before a new admin can accept the role (at least MIN_ADMIN_DELAY).
     /// @param compliance receives COMPLIANCE_ROLE.
-    constructor(address admin, uint48 adminDelay, address compliance)
-        AccessControlDefaultAdminRules(adminDelay, admin)
-    {
-        if (adminDelay < MIN_ADMIN_DELAY) revert AdminDelayTooShort(adminDelay);
+    constructor(address admin, uint48 adminDelay, address compliance) FlooredAdminRules(adminDelay, admin) {
         _grantRole(COMPLIANCE_ROLE, compliance);
     }
 
@@ -146,17 +149,36 @@ contract InvestorRegistry is AccessControlDefaultAdminRules {
 
     // -- tokens ----------------------------------------------------------------------------------
 
-    /// @notice Attach a tranche token that mirrors this registry (at most MAX_TOKENS).
+    /// @notice Attach a tranche token that mirrors this registry (at most MAX_TOKENS): a
+    ///         tranche of a deal that uses this registry, not yet attached.
     /// @dev Investors added before the token was attached reach it through `sync`.
-    /// @param token the token; its `registry()` must be this contract.
+    /// @param token the token: its `registry()` is this contract, its `deal()` says it is one of
+    ///        its tranches (`isTranche`) and that deal's `registry()` is this contract.
     function attachToken(address token) external onlyRole(COMPLIANCE_ROLE) {
         uint256 n = _tokens.length;
-        if (n >= MAX_TOKENS || IEligibilityMirror(token).registry() != address(this)) revert CannotAttach(token);
+        if (n >= MAX_TOKENS || !_isOurTranche(token)) revert CannotAttach(token);
         for (uint256 i; i < n; ++i) {
             if (_tokens[i] == token) revert CannotAttach(token);
         }
         _tokens.push(token);
         emit TokenAttached(token);
+    }
+
+    /// @notice Stop writing to an attached token (the admin, through its timelock): the way out
+    ///         if an attached contract ever refuses the registry's writes. The token keeps its
+    ///         last copy of every investor's word.
+    /// @param token an attached token.
+    function detachToken(address token) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        uint256 n = _tokens.length;
+        for (uint256 i; i < n; ++i) {
+            if (_tokens[i] == token) {
+                _tokens[i] = _tokens[n - 1];
+                _tokens.pop();
+                emit TokenDetached(token);
+                return;
+            }
+        }
+        revert NotAttached(token);
     }
 
     /// @notice Copy these investors' words to every attached token again. Anyone may call.
@@ -199,6 +221,34 @@ contract InvestorRegistry is AccessControlDefaultAdminRules {
     /// @notice The attached tokens, in attachment order.
     function tokens() external view returns (address[] memory) {
         return _tokens;
+    }
+
+    /// @dev Whether `token` is a tranche of a deal that uses this registry; any call that
+    ///      reverts or answers otherwise is a no.
+    function _isOurTranche(address token) private view returns (bool) {
+        if (token.code.length == 0) return false;
+        try IEligibilityMirror(token).registry() returns (address mirrored) {
+            if (mirrored != address(this)) return false;
+        } catch {
+            return false;
+        }
+        address deal;
+        try ITrancheOfDeal(token).deal() returns (address d) {
+            deal = d;
+        } catch {
+            return false;
+        }
+        if (deal.code.length == 0) return false;
+        try IDealOfRegistry(deal).isTranche(token) returns (bool yes) {
+            if (!yes) return false;
+        } catch {
+            return false;
+        }
+        try IDealOfRegistry(deal).registry() returns (address used) {
+            return used == address(this);
+        } catch {
+            return false;
+        }
     }
 
     function _push(address[] calldata investors, uint256[] memory words) private {

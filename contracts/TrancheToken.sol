@@ -2,8 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {FlooredAdminRules} from "./access/FlooredAdminRules.sol";
 import {IEligibilityMirror} from "./InvestorRegistry.sol";
 
 /// @title TrancheToken
@@ -27,8 +26,9 @@ import {IEligibilityMirror} from "./InvestorRegistry.sol";
 ///
 ///         Claims. A holder that is frozen, or not registered or expired, cannot claim
 ///         (`ClaimRestricted` with code 4 or 2): its cash keeps accruing and is held here until
-///         it is eligible again, or until an agent's forced transfer moves it, with the units,
-///         to a recovery wallet.
+///         it is eligible again, or until an agent moves it to a recovery wallet: with the units
+///         (`forcedTransfer`), or alone (`moveEntitlement`, for a wallet that no longer holds the
+///         units its cash was earned on).
 ///
 ///         Storage. One slot per holder packs everything a transfer touches:
 ///           bits   0..95   balance (uint96; the deal caps every face below 2**96)
@@ -49,16 +49,19 @@ import {IEligibilityMirror} from "./InvestorRegistry.sol";
 ///         sender, so entitlement follows the units held when each period was credited, and a
 ///         claim lowers the correction by what it pays. A forced transfer also moves the
 ///         sender's unclaimed entitlement in proportion to the units moved (`EntitlementMoved`).
+///         Once the pool is paid down the deal may release the carry (`releaseCarry`): the
+///         undistributed rounding (`dust`) leaves the accounting and the next credit starts from
+///         no carry, so paid == claimed + owed + dust + releasedTotal always.
 ///         A credit that would make pointsPerUnit * supply reach 2**126 is refused, which bounds
 ///         every correction to int127; since pointsPerUnit * supply never exceeds the cash ever
 ///         credited times MAGNITUDE, a tranche can be credited CREDIT_CAPACITY base units in its
 ///         life, and the deal refuses, when it is created, a pool too large for that.
 ///
-///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`;
-///         OpenZeppelin's AccessControlDefaultAdminRules) grants and revokes AGENT_ROLE. It is not
-///         the deal's admin: the deal passes its own `tokenAdmin` party.
-contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirror {
-    /// @notice Forced transfers, pause and unpause.
+///         Roles. DEFAULT_ADMIN (one holder, handed over in two steps after `defaultAdminDelay`,
+///         never under a day; FlooredAdminRules) grants and revokes AGENT_ROLE. It is not the
+///         deal's admin: the deal passes its own `tokenAdmin` party.
+contract TrancheToken is ERC20, FlooredAdminRules, IEligibilityMirror {
+    /// @notice Forced transfers, entitlement moves, pause and unpause.
     bytes32 public constant AGENT_ROLE = keccak256("AGENT_ROLE");
     /// @notice Scale of pointsPerUnit and of corrections.
     uint256 public constant MAGNITUDE = 2 ** 32;
@@ -105,6 +108,7 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
     uint256 private _global; // pointsPerUnit bits 0..127 | claimed bits 128..247 | paused bit 248
     uint256 private _ledger; // supply bits 0..95 | carry bits 96..191
     uint256 private _paid; // cumulative cash credited, base units
+    uint256 private _released; // cumulative carry released to the deal (releaseCarry), base units
 
     /// @notice A transfer or mint is refused; `code` is an ERC-1404 restriction code.
     error TransferRestricted(uint8 code);
@@ -133,9 +137,13 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
 
     /// @notice An agent moved units without the sender's consent.
     event ForcedTransfer(address indexed from, address indexed to, uint256 value, address indexed agent);
-    /// @notice A forced transfer moved `amount` of unclaimed entitlement (1 / MAGNITUDE base
-    ///         units) from `from` to `to`, in proportion to the units it moved.
+    /// @notice `amount` of unclaimed entitlement (1 / MAGNITUDE base units) moved from `from` to
+    ///         `to`: by a forced transfer, in proportion to the units it moved, or by
+    ///         `moveEntitlement`, all of it.
     event EntitlementMoved(address indexed from, address indexed to, uint256 amount);
+    /// @notice The deal released the carry: `amount` base units of dust left the accounting
+    ///         (the deal swept them) and the carry of `carry` / MAGNITUDE base units was cleared.
+    event CarryReleased(uint256 amount, uint256 carry);
     /// @notice The deal credited a period's cash to this tranche's holders.
     event Distributed(uint256 cash, uint256 pointsPerUnit, uint256 carry);
     /// @notice A holder's entitlement was redeemed (the deal paid it in settlement tokens).
@@ -152,7 +160,7 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
     /// @param face_ the tranche's face.
     /// @param registry_ the investor registry mirrored here.
     /// @param admin receives DEFAULT_ADMIN_ROLE (the token admin, not the deal's admin).
-    /// @param adminDelay the wait before a new admin can accept the role.
+    /// @param adminDelay the wait before a new admin can accept the role (at least MIN_ADMIN_DELAY).
     /// @param agent receives AGENT_ROLE.
     constructor(
         string memory name_,
@@ -163,7 +171,7 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
         address admin,
         uint48 adminDelay,
         address agent
-    ) ERC20(name_, symbol_) AccessControlDefaultAdminRules(adminDelay, admin) {
+    ) ERC20(name_, symbol_) FlooredAdminRules(adminDelay, admin) {
         if (face_ == 0 || face_ > _BALANCE_MASK) revert InvalidFace(face_);
         deal = msg.sender;
         registry = registry_;
@@ -247,6 +255,33 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
         emit ForcedTransfer(from, to, value, msg.sender);
         if (moved > 0) emit EntitlementMoved(from, to, moved);
         return true;
+    }
+
+    /// @notice Move all of `from`'s unclaimed entitlement, without units, to an eligible,
+    ///         unfrozen receiver: the recovery of cash accrued by a wallet that has since sold its
+    ///         units and was then lost or frozen, which no forced transfer can reach (it moves
+    ///         cash in proportion to units). The same rules as a forced transfer's: works while
+    ///         paused and whatever the sender's status; a frozen or ineligible receiver is refused
+    ///         (`TransferRestricted` 5 or 3). Conserves entitlement exactly: what `from` loses,
+    ///         `to` gains, to 1 / MAGNITUDE of a base unit.
+    /// @param from the wallet whose cash moves.
+    /// @param to the receiver.
+    /// @return moved the entitlement moved, 1 / MAGNITUDE base units (0: nothing to move).
+    function moveEntitlement(address from, address to) external onlyRole(AGENT_ROLE) returns (uint256 moved) {
+        if (from == address(0)) revert ERC20InvalidSender(address(0));
+        if (to == address(0)) revert ERC20InvalidReceiver(address(0));
+        uint256 g = _global;
+        uint256 wFrom = _holders[from];
+        uint256 wTo = _holders[to];
+        uint8 code = _restriction(g, wFrom, wTo, true);
+        if (code != SUCCESS) revert TransferRestricted(code);
+        int256 cFrom = int256(wFrom) >> _CORRECTION_SHIFT;
+        // the unclaimed entitlement is >= 0 and < 2**126 (see the contract's notice)
+        moved = uint256(int256(uint128(g) * (wFrom & _BALANCE_MASK)) + cFrom);
+        if (from == to || moved == 0) return 0;
+        _holders[from] = _withCorrection(wFrom, cFrom - int256(moved));
+        _holders[to] = _withCorrection(wTo, (int256(wTo) >> _CORRECTION_SHIFT) + int256(moved));
+        emit EntitlementMoved(from, to, moved);
     }
 
     /// @notice Halt transfers and mints (forced transfers still work).
@@ -342,6 +377,21 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
         emit Distributed(cash, points, remainder);
     }
 
+    /// @notice Release the carry: the dust (credited cash no holder can claim) leaves the
+    ///         accounting and the carry restarts at 0. The deal calls it only once the pool
+    ///         balance is 0, to sweep the dust; a later credit (recoveries) starts from no carry,
+    ///         so the deal always holds what holders are owed.
+    /// @return amount base units released (the dust before the call).
+    function releaseCarry() external onlyDeal returns (uint256 amount) {
+        amount = dust();
+        uint256 ledger = _ledger;
+        uint256 carried = ledger >> 96;
+        if (amount == 0 && carried == 0) return 0;
+        _ledger = ledger & _BALANCE_MASK;
+        _released += amount;
+        emit CarryReleased(amount, carried);
+    }
+
     /// @notice Redeem everything `holder` is owed in whole base units; the deal pays it.
     ///         Refused (`ClaimRestricted`) while the holder is frozen, or not registered or
     ///         expired, when it is owed anything: the cash stays held for it.
@@ -394,6 +444,11 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
         return _paid;
     }
 
+    /// @notice Total base units of dust released to the deal (`releaseCarry`).
+    function releasedTotal() external view returns (uint256) {
+        return _released;
+    }
+
     /// @notice Total base units claimed by holders of this tranche.
     function claimedTotal() external view returns (uint256) {
         return _global >> _CLAIMED_SHIFT & type(uint120).max;
@@ -406,10 +461,11 @@ contract TrancheToken is ERC20, AccessControlDefaultAdminRules, IEligibilityMirr
         return uint128(g) * (_ledger & _BALANCE_MASK) / MAGNITUDE - (g >> _CLAIMED_SHIFT & type(uint120).max);
     }
 
-    /// @notice Rounding dust: base units credited that no holder will ever be able to claim
-    ///         (paidTotal - claimedTotal - owedToHolders). Stays in the deal, never lost.
-    function dust() external view returns (uint256) {
-        return _paid - uint128(_global) * (_ledger & _BALANCE_MASK) / MAGNITUDE;
+    /// @notice Rounding dust: base units credited that no holder can claim now (paidTotal -
+    ///         claimedTotal - owedToHolders - releasedTotal): the carry, which the next credit
+    ///         pays to holders. Stays in the deal until `releaseCarry`.
+    function dust() public view returns (uint256) {
+        return _paid - _released - uint128(_global) * (_ledger & _BALANCE_MASK) / MAGNITUDE;
     }
 
     // -- internals -------------------------------------------------------------------------------

@@ -15,9 +15,14 @@ deal's record go to --data-dir (default .chainabs/NAME), so that afterwards
 same data dir resumes (the core contracts are reused, minting continues, the deal is not
 deployed twice).
 
+The deal's roles are those of the deal file's [roles] section, each one left out held by the
+deploying account (the first key); creating the deal signs as its compliance and operator, so
+when [roles] gives those to other accounts, pass their keys too (CHAINABS_PRIVATE_KEY=k1,k2,k3).
+
 Writes a manifest (chain id, every address including the deal and its tranches, deployment
-block, artifact hashes, deployer) to deployments/NAME.json, refuses to overwrite one, and
-checks that the code on chain matches the artifacts before writing it. The key is never printed.
+block, artifact hashes, deployer, and the deal's roles: who holds each) to deployments/NAME.json,
+refuses to overwrite one, and checks that the code on chain matches the artifacts before writing
+it. No key is ever printed.
 
 Without --rpc the chain is the data dir's embedded one, signed for by its first dev account: opened
 here when no other process holds it, or reached through the JSON-RPC endpoint of the `chainabs
@@ -31,6 +36,7 @@ import getpass
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +48,9 @@ KEY_ENV = "CHAINABS_PRIVATE_KEY"
 PASSWORD_ENV = "CHAINABS_KEYSTORE_PASSWORD"
 
 
-def load_key(args: argparse.Namespace) -> str:
+def load_keys(args: argparse.Namespace) -> list[str]:
+    """The signing keys: the keystore's one, or those of $CHAINABS_PRIVATE_KEY (comma-separated;
+    the first deploys, the others sign as the deal file's [roles] that creating a deal acts as)."""
     from eth_account import Account
 
     if args.keystore:
@@ -56,14 +64,14 @@ def load_key(args: argparse.Namespace) -> str:
         if password is None:
             password = getpass.getpass(f"password for {args.keystore}: ")
         try:
-            return "0x" + bytes(Account.decrypt(keystore, password)).hex()
+            return ["0x" + bytes(Account.decrypt(keystore, password)).hex()]
         except (ValueError, KeyError, TypeError):
             raise DeploymentError(f"{args.keystore}: wrong password or not a keystore file") from None
     # as for the CLI: one key, or several separated by commas, the first of which deploys
     keys = [k.strip() for k in os.environ.get(KEY_ENV, "").split(",") if k.strip()]
     if not keys:
         raise DeploymentError(f"no key: set {KEY_ENV} or pass --keystore FILE")
-    return keys[0]
+    return keys
 
 
 def _signer(key: str) -> Any:
@@ -115,9 +123,10 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     chain: Chain
     if args.rpc:
-        key = load_key(args)
-        _signer(key)
-        chain = RpcChain(args.rpc, keys=[key], expected_chain_id=args.chain_id)
+        keys = load_keys(args)
+        for key in keys:
+            _signer(key)
+        chain = RpcChain(args.rpc, keys=keys, expected_chain_id=args.chain_id)
     else:
         from chainabs.context import open_embedded
         from chainabs.datadir import DataDir
@@ -150,6 +159,7 @@ def deploy(args: argparse.Namespace) -> dict[str, Any]:
             for name, address in handle.addresses.items():
                 if name not in manifest.contracts:
                     manifest.add(name, address)
+            manifest.roles = {key: value or handle.roles.admin for key, value in asdict(handle.roles).items()}
             result["tranches"] = {t.symbol: t.face for t in handle.params.tranches}
     problems = verify_code(chain, manifest)
     if problems:

@@ -43,7 +43,7 @@ RESTRICTIONS = {
     4: "SENDER_FROZEN",
     5: "RECEIVER_FROZEN",
 }
-PHASES = ("pending", "open", "closed", "ended")
+PHASES = ("pending", "open", "closed")  # Deal.Phase; nothing ends a closed deal: reports never stop
 DEFAULT_BATCH = 400  # investors per registry or allocation transaction
 ORDER_TYPES = {
     "Order": [
@@ -60,6 +60,7 @@ ORDER_TYPES = {
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_SALT = b"\x00" * 32
 ADMIN_DELAY = 2 * 86_400  # default wait of every admin seat's timelock (and of an admin handover)
+MIN_ADMIN_DELAY = 86_400  # the contracts' floor on both (FlooredAdminRules, AdminTimelock.MIN_DELAY)
 SEATS = ("deal", "tokens", "registry")  # the admin seats: one timelock each
 
 
@@ -68,7 +69,8 @@ class DealRoles:
     """Who does what in a deal. `compliance` manages the registry, `agent` the tokens.
 
     `admin`, `token_admin` and `registry_admin` propose on the timelocks that hold the admin
-    seats of the deal, of its tranche tokens and of its registry ("" = the same as `admin`)."""
+    seats of the deal, of its tranche tokens and of its registry ("" = the same as `admin`).
+    The field names are the keys of a deal file's [roles] section."""
 
     admin: str
     operator: str
@@ -84,6 +86,11 @@ class DealRoles:
     def single(cls, address: str) -> DealRoles:
         """One address in every role (a demo or a test)."""
         return cls(*(address,) * len(fields(cls)))
+
+    @classmethod
+    def with_default(cls, default: str, chosen: Mapping[str, str]) -> DealRoles:
+        """`chosen` roles by field name; every role not named is held by `default`."""
+        return cls(**{f.name: chosen.get(f.name) or default for f in fields(cls)})
 
     def proposer(self, seat: str) -> str:
         """Who proposes on the timelock of `seat` ("deal", "tokens" or "registry")."""
@@ -232,25 +239,28 @@ def deploy_filled_pool(chain: Chain, *, manifest: Manifest, outstanding: Sequenc
 
 def deploy_timelock(chain: Chain, *, proposer: str, delay: int = ADMIN_DELAY, sender: str | None = None) -> Contract:
     """An AdminTimelock whose only proposer (and executor) is `proposer`, with `delay` seconds
-    between scheduling an operation and running it."""
+    between scheduling an operation and running it (the contract refuses under a day)."""
     return chain.deploy("AdminTimelock", delay, [proposer], [proposer], sender=sender or proposer)
 
 
 def deploy_deal(chain: Chain, *, manifest: Manifest, pool: str, params: DealParams, roles: DealRoles,
                 registry: str | None = None, settlement: str | None = None, attach: bool = True,
-                admin_delay: int = ADMIN_DELAY, pool_originator: str | None = None) -> DealHandle:
+                admin_delay: int = ADMIN_DELAY, pool_originator: str | None = None,
+                deployer: str | None = None) -> DealHandle:
     """Deploy a deal over the filled pool at `pool`: one AdminTimelock per admin seat (deal,
     tokens, and registry unless one is given), registry, deal and its tranche tokens, exchange;
     then attach the tokens to the registry and pledge the pool to the deal (sent by
     `pool_originator`, default `roles.originator`, which must hold the pool's ORIGINATOR_ROLE).
     The deal settles in the ERC-20 at `settlement` (default: the deployment's dev
     SettlementToken). `attach=False` leaves the last two steps to `attach_tokens` and
-    `pledge_pool`. Every admin seat waits `admin_delay` seconds (at least a day)."""
+    `pledge_pool`. Every admin seat waits `admin_delay` seconds (at least a day). The contracts
+    are deployed from `deployer` (default `roles.admin`), which holds no role afterwards unless
+    `roles` names it."""
     params.validate()
     if not params.is_v1:  # the Deal contract runs WATERFALL.md v1; v2 parameters would be dropped
         raise DealError("deal", "revolving_periods, principal_mode, cleanup_call_bps and [[triggers]] "
                                 "(WATERFALL.md v2) are not yet run by the Deal contract")
-    sender = roles.admin
+    sender = deployer or roles.admin
     seats = SEATS if registry is None else SEATS[:2]
     timelocks = {seat: deploy_timelock(chain, proposer=roles.proposer(seat), delay=admin_delay, sender=sender)
                  for seat in seats}
@@ -434,6 +444,13 @@ def forced_transfer(handle: DealHandle, *, tranche: int, from_: str, to: str, un
                              sender=sender or handle.roles.agent)
 
 
+def move_entitlement(handle: DealHandle, *, tranche: int, from_: str, to: str, sender: str | None = None) -> Sent:
+    """The agent moves all of `from_`'s unclaimed cash in tranche `tranche`, without units, to
+    `to` (TrancheToken.moveEntitlement)."""
+    return handle.chain.send(handle.token(tranche).functions.moveEntitlement(from_, to),
+                             sender=sender or handle.roles.agent)
+
+
 def set_paused(handle: DealHandle, *, tranche: int, paused: bool, sender: str | None = None) -> Sent:
     fn = handle.token(tranche).functions.pause() if paused else handle.token(tranche).functions.unpause()
     return handle.chain.send(fn, sender=sender or handle.roles.agent)
@@ -575,8 +592,8 @@ def holdings(handle: DealHandle, *, holder: str) -> Holding:
 
 
 def sweep(handle: DealHandle, *, to: str, salt: bytes = ZERO_SALT) -> AdminCall:
-    """The deal admin's sweep of what no holder is owed once the pool balance is 0 (it ends
-    the deal): schedule it, wait the delay, execute it."""
+    """The deal admin's sweep of the cash nobody is owed (stray transfers; once the pool balance
+    is 0, each tranche's carry too); it ends nothing. Schedule it, wait the delay, execute it."""
     return admin_call(handle, seat="deal", call=handle.deal.functions.sweep(to), salt=salt)
 
 

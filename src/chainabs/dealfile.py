@@ -9,6 +9,8 @@
     [[triggers]]     metric, threshold_bps, effect, curable (default false); 0 to 8 of them
     [concentration]  max_region_share ("25%"), max_borrower_outstanding (an amount),
                      min_wac_bps; each optional (left out: no limit); checked on purchases
+    [roles]          optional: who holds each role of the deal (ROLE_KEYS), an address each;
+                     a role left out is held by the account that deploys the deal
 
 A file with only [pool] (and [eligibility]) describes a pool without tranches; [deal] and
 [[tranches]] come together, and [[triggers]] and [concentration] need them. Triggers:
@@ -79,6 +81,9 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 _SYMBOL = re.compile(r"[A-Za-z0-9._-]{1,16}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+# the keys of [roles]: chainabs.deal.DealRoles' fields
+ROLE_KEYS = ("admin", "token_admin", "registry_admin", "operator", "servicer", "originator", "fee_recipient",
+             "compliance", "agent")
 
 
 # --- values --------------------------------------------------------------------------------
@@ -170,6 +175,19 @@ def _face(value: Any) -> Amount | Share | None:
     return face
 
 
+def _address(value: str) -> str:
+    """An account address: 0x and 40 hex digits, not zero, EIP-55 checked when mixed-case;
+    returned checksummed."""
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError(f"must be an address: 0x and 40 hex digits, got {value!r}")
+    if int(value, 16) == 0:
+        raise ValueError("must not be the zero address")
+    from eth_utils import is_checksum_address, to_checksum_address
+    if value != value.lower() and value[2:] != value[2:].upper() and not is_checksum_address(value):
+        raise ValueError(f"mixed-case address with a wrong EIP-55 checksum: {value!r}")
+    return str(to_checksum_address(value))
+
+
 def _bps(value: int) -> int:
     if not 0 <= value <= BPS:
         raise ValueError(f"must be a number of basis points in 0..{BPS}, got {value}")
@@ -249,16 +267,7 @@ class PoolSection(_Section):
     @field_validator("settlement_token")
     @classmethod
     def _token(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _ADDRESS.fullmatch(value):
-            raise ValueError(f"must be an address: 0x and 40 hex digits, got {value!r}")
-        if int(value, 16) == 0:
-            raise ValueError("must not be the zero address")
-        from eth_utils import is_checksum_address, to_checksum_address
-        if value != value.lower() and value[2:] != value[2:].upper() and not is_checksum_address(value):
-            raise ValueError(f"mixed-case address with a wrong EIP-55 checksum: {value!r}")
-        return str(to_checksum_address(value))
+        return None if value is None else _address(value)
 
     @property
     def cutoff_day(self) -> int:
@@ -358,6 +367,28 @@ class TrancheSection(_Section):
         return value
 
 
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class RolesSection(_Section):
+    """Who holds each role of the deal (see SECURITY.md's roles table); a key left out: the
+    account that deploys the deal."""
+
+    admin: Address | None = None           # proposes on the deal's admin timelock (the trustee)
+    token_admin: Address | None = None     # proposes on the tranche tokens' timelock (appoints the agent)
+    registry_admin: Address | None = None  # proposes on the registry's timelock (appoints compliance)
+    operator: Address | None = None        # opens, allocates and closes the offering; paying agent
+    servicer: Address | None = None        # posts period reports and pays collections in
+    originator: Address | None = None      # receives proceeds and unsold units, funds the reserve
+    fee_recipient: Address | None = None   # receives the servicer fee
+    compliance: Address | None = None      # the registry's compliance: adds, freezes, revokes investors
+    agent: Address | None = None           # the tokens' transfer agent: forced transfers, pauses
+
+    def chosen(self) -> dict[str, str]:
+        """The roles the file names, by key."""
+        return {key: value for key in ROLE_KEYS if (value := getattr(self, key)) is not None}
+
+
 class DealFile(_Section):
     """A validated deal file; `.eligibility()` and `.deal_params()` turn it into the inputs of
     tape.apply_eligibility and of the waterfall."""
@@ -368,6 +399,7 @@ class DealFile(_Section):
     tranches: list[TrancheSection] = Field(default_factory=list)
     triggers: list[TriggerSection] | None = None
     concentration: ConcentrationSection | None = None
+    roles: RolesSection | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DealFile:
@@ -377,6 +409,10 @@ class DealFile(_Section):
     @property
     def has_tranches(self) -> bool:
         return bool(self.tranches)
+
+    def chosen_roles(self) -> dict[str, str]:
+        """The [roles] the file names, by key (none: every role with the deploying account)."""
+        return self.roles.chosen() if self.roles is not None else {}
 
     def eligibility(self) -> Eligibility:
         """The pool's criteria: TAPE.md's defaults with this file's overrides and cut-off."""
@@ -478,6 +514,8 @@ def _check_deal(f: DealFile) -> None:
             if getattr(f, section) is not None:
                 raise DealError("deal", f"the [deal] section and tranches are required when the file has "
                                         f"{'[[triggers]]' if section == 'triggers' else '[concentration]'}")
+        if f.roles is not None:
+            raise DealError("roles", "names the parties of a deal, and the file has no [deal] and [[tranches]]")
         return
     if f.deal is None:
         raise DealError("deal", "the [deal] section is required when the file has tranches")
@@ -578,7 +616,7 @@ def parse_deal_file(text: str, name: str = "<deal>") -> DealFile:
 
 _KNOWN_KEYS = sorted({info.alias or key
                       for model in (DealFile, PoolSection, EligibilitySection, DealSection, TrancheSection,
-                                    TriggerSection, ConcentrationSection)
+                                    TriggerSection, ConcentrationSection, RolesSection)
                       for key, info in model.model_fields.items()})
 _TYPE_WORDS = {
     "int_type": "an integer", "string_type": "a string", "list_type": "a list",

@@ -28,6 +28,7 @@ class Manifest:
     contracts: dict[str, str] = field(default_factory=dict)
     artifact_hashes: dict[str, str] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
+    roles: dict[str, str] = field(default_factory=dict)  # a deal's parties by role (deal file [roles])
 
     def add(self, name: str, address: str) -> None:
         self.contracts[name] = address

@@ -41,6 +41,7 @@ class TokenBook:
     carry: int = 0
     paid: int = 0
     claimed: int = 0
+    released: int = 0  # dust released to the deal's sweep (CarryReleased)
     minted: int = 0
     overdrafts: list[str] = field(default_factory=list)          # a Transfer of more than was held
     bad_distributions: list[str] = field(default_factory=list)   # emitted points/carry not the arithmetic
@@ -67,8 +68,16 @@ class TokenBook:
                                           f"expected {expected}")
         self.points, self.carry, self.paid = points, carry, self.paid + cash
 
+    def release(self, amount: int, carry: int) -> None:
+        """CarryReleased: the dust leaves the book and the carry restarts at 0."""
+        dust = self.paid - self.released - self.points * self.supply // MAGNITUDE
+        if (amount, carry) != (dust, self.carry):
+            self.bad_distributions.append(f"CarryReleased({amount}, {carry}); expected ({dust}, {self.carry})")
+        self.carry, self.released = 0, self.released + amount
+
     def move_entitlement(self, sender: str, receiver: str, amount: int) -> None:
-        """A forced transfer's EntitlementMoved: `amount` (1/MAGNITUDE units) changes hands."""
+        """EntitlementMoved (a forced transfer or moveEntitlement): `amount` (1/MAGNITUDE units)
+        changes hands."""
         self.corrections[sender] = self.corrections.get(sender, 0) - amount
         self.corrections[receiver] = self.corrections.get(receiver, 0) + amount
 
@@ -87,6 +96,8 @@ class TokenBook:
             self.claim(str(args["holder"]).lower(), int(args["amount"]))
         elif name == "EntitlementMoved":
             self.move_entitlement(str(args["from"]).lower(), str(args["to"]).lower(), int(args["amount"]))
+        elif name == "CarryReleased":
+            self.release(int(args["amount"]), int(args["carry"]))
 
     def claimable(self, holder: str) -> int:
         """TrancheToken.claimableOf(holder): whole base units owed now."""

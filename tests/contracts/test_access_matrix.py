@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
+from web3.logs import DISCARD
 
 from chainabs import deal as D
 from chainabs.build import load_artifact
@@ -55,7 +56,8 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "InvestorRegistry": {
         **ADMIN_RULES,
-        "attachToken(address)": "role:COMPLIANCE", "revokeInvestors(address[])": "role:COMPLIANCE",
+        "attachToken(address)": "role:COMPLIANCE", "detachToken(address)": "role:DEFAULT_ADMIN",
+        "revokeInvestors(address[])": "role:COMPLIANCE",
         "setFrozen(address[],bool)": "role:COMPLIANCE", "setInvestors(address[],uint40[],uint16[])": "role:COMPLIANCE",
         "sync(address[])": ANYONE,
     },
@@ -64,9 +66,10 @@ MATRIX: dict[str, dict[str, str]] = {
         "approve(address,uint256)": ANYONE, "transfer(address,uint256)": ANYONE,
         "transferFrom(address,address,uint256)": ANYONE,
         "distribute(uint256)": "deal", "mint(address,uint256)": "deal", "mintBatch(address[],uint256[])": "deal",
-        "mintUnsold(address,uint256)": "deal", "redeem(address)": "deal",
+        "mintUnsold(address,uint256)": "deal", "redeem(address)": "deal", "releaseCarry()": "deal",
         "mirrorEligibility(address[],uint256[])": "registry",
-        "forcedTransfer(address,address,uint256)": "role:AGENT", "pause()": "role:AGENT", "unpause()": "role:AGENT",
+        "forcedTransfer(address,address,uint256)": "role:AGENT", "moveEntitlement(address,address)": "role:AGENT",
+        "pause()": "role:AGENT", "unpause()": "role:AGENT",
     },
     "Deal": {
         **ADMIN_RULES,
@@ -138,8 +141,9 @@ def contracts(session_chain: EmbeddedChain, core: Manifest) -> Iterator[dict[str
                         originator=a[5], fee_recipient=a[4], compliance=a[6], agent=a[7])
     pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000_000], originator=roles.originator)
     params = DealParams(tranches=(TrancheSpec("A", "A", 900_000, 400), TrancheSpec("C", "C", 100_000, 0)),
-                        servicer_fee_bps=100, reserve_target_bps=100, initial_reserve=0, default_trigger_bps=500)
+                        servicer_fee_bps=100, reserve_target_bps=100, initial_reserve=10_000, default_trigger_bps=500)
     handle = D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, roles=roles)
+    chain.send(handle.settlement.functions.mint(roles.originator, 10_000), sender=core.deployer)
     yield {"LoanToken": chain.contract("LoanToken", core.contracts["LoanToken"]), "LoanPool": pool,
            "SettlementToken": handle.settlement, "InvestorRegistry": handle.registry, "TrancheToken": handle.tokens[0],
            "Deal": handle.deal, "TrancheExchange": handle.exchange, "AdminTimelock": handle.timelocks["deal"],
@@ -272,13 +276,55 @@ def test_R3_the_deal_admin_has_no_power_over_tokens_or_registry(contracts: dict[
         assert _refused(lambda: chain.send(fn, sender=a)).name == "AccessControlUnauthorizedAccount"
 
 
-def test_R4_the_deal_admin_can_only_grant_set_the_fee_recipient_and_sweep() -> None:
-    """R4: the Deal functions open to DEFAULT_ADMIN are role grants, the admin handover, the fee
-    recipient and the sweep; none touches an entitlement or the reserve (the sweep's amount is
-    tested in test_deal_security: it leaves reserve and everything owed)."""
+def test_R4_the_deal_admin_calls_only_grants_the_fee_recipient_its_seat_and_the_sweep() -> None:
+    """R4: the Deal functions open to DEFAULT_ADMIN are role grants and revokes, its seat's
+    handover and delay, the fee recipient and the sweep; none moves units, entitlements or the
+    reserve (the sweep's amount is tested in test_deal_security: it keeps reserve and everything
+    credited to holders)."""
     admin_rows = {s for s, who in MATRIX["Deal"].items() if who == "role:DEFAULT_ADMIN"}
     assert admin_rows == {s for s, w in ADMIN_RULES.items() if w == "role:DEFAULT_ADMIN"} | {
         "setFeeRecipient(address)", "sweep(address)"}
+
+
+def test_R4_R7_the_deal_admin_reaches_the_servicers_powers_only_after_a_public_delay(deal: D.DealHandle) -> None:
+    """R4, R7: through its timelock the deal's admin can appoint itself SERVICER and fee
+    recipient; both are announced (CallScheduled with the exact call) two days before they can
+    run. Then back-to-back reports with zero collections draw each period's fee from the reserve
+    to the fee recipient it chose. Units and entitlements stay out of its reach (R3)."""
+    chain, r = deal.chain, deal.roles
+    D.open_offering(deal)
+    D.close(deal)  # every unit to the originator; the reserve is funded
+    servicer = _role("SERVICER")
+    calls = [D.admin_call(deal, seat="deal", call=deal.deal.functions.grantRole(servicer, r.admin)),
+             D.admin_call(deal, seat="deal", call=deal.deal.functions.setFeeRecipient(r.admin))]
+    scheduled_at = int(chain.w3.eth.get_block("latest")["timestamp"])
+    for call in calls:
+        (event,) = deal.timelocks["deal"].events.CallScheduled().process_receipt(call.schedule().receipt, errors=DISCARD)
+        assert (event["args"]["target"], event["args"]["data"], event["args"]["delay"]) == (
+            deal.deal.address, call.data, D.ADMIN_DELAY)
+        assert call.ready_at() >= scheduled_at + D.ADMIN_DELAY
+    zero = deal.deal.functions.postReport(1, 0, 0, 0, 0, 1_000_000, b"\x01" * 32, 1)
+    assert _refused(lambda: chain.send(zero, sender=r.admin)).name == "AccessControlUnauthorizedAccount"
+    for call in calls:
+        assert _refused(call.execute).name == "TimelockUnexpectedOperationState"  # not before the delay
+    chain.time_travel(max(c.ready_at() for c in calls) + 10)
+    for call in calls:
+        call.execute()
+    reserve = D.read_state(deal).reserve
+    before = int(chain.call(deal.settlement.functions.balanceOf(r.admin)))
+    fees = 0
+    for n in (1, 2):
+        sent = chain.send(deal.deal.functions.postReport(n, 0, 0, 0, 0, 1_000_000, b"\x01" * 32, 1), sender=r.admin)
+        (period,) = deal.deal.events.PeriodReported().process_receipt(sent.receipt, errors=DISCARD)
+        figures = period["args"]["figures"]
+        assert figures["fee_paid"] == figures["fee_due"] == 833 and figures["reserve_drawn"] >= 833
+        fees += figures["fee_paid"]
+    assert int(chain.call(deal.settlement.functions.balanceOf(r.admin))) - before == fees == 1_666
+    assert D.read_state(deal).reserve < reserve - fees
+    token = deal.tokens[0]
+    for fn in (token.functions.forcedTransfer(r.originator, r.admin, 1), token.functions.moveEntitlement(
+            r.originator, r.admin)):
+        assert _refused(lambda: chain.send(fn, sender=r.admin)).name == "AccessControlUnauthorizedAccount"
 
 
 @pytest.mark.parametrize("name", ["Deal", "TrancheToken", "InvestorRegistry"])
@@ -302,19 +348,52 @@ def test_R5_one_admin_per_seat_handed_over_only_after_the_delay(contracts: dict[
     assert chain.call(contract.functions.defaultAdmin()) == newcomer
 
 
-def test_R5_the_delay_has_a_floor(chain: EmbeddedChain, core: Manifest) -> None:
-    """R5: a deal (and so its tokens) or a registry cannot be deployed with an admin delay
-    under a day."""
-    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000])
-    params = DealParams(tranches=(TrancheSpec("A", "A", 900, 400), TrancheSpec("C", "C", 100, 0)),
-                        servicer_fee_bps=0, reserve_target_bps=0, initial_reserve=0, default_trigger_bps=0)
+def test_R5_the_delay_has_a_floor_at_deployment(chain: EmbeddedChain, core: Manifest) -> None:
+    """R5: no seat (timelock), deal (and so its tokens) or registry can be deployed with a
+    delay under a day."""
     admin = chain.accounts[0]
-    registry = chain.deploy("InvestorRegistry", admin, 86_400, admin, sender=admin).address
-    err = _refused(lambda: D.deploy_deal(chain, manifest=core, pool=pool.address, params=params, registry=registry,
-                                         roles=D.DealRoles.single(admin), admin_delay=86_399))
-    assert err.name == "InvalidParameter" and err.args_ == {"field": "adminDelay", "value": 86_399}
+    err = _refused(lambda: D.deploy_timelock(chain, proposer=admin, delay=86_399))
+    assert (err.name, err.args_) == ("DelayTooShort", {"delay": 86_399, "minimum": 86_400})
+    err = _refused(lambda: D.deploy_timelock(chain, proposer=admin, delay=0))
+    assert err.name == "DelayTooShort"
+    pool = D.deploy_filled_pool(chain, manifest=core, outstanding=[1_000])
+    timelock = D.deploy_timelock(chain, proposer=admin, delay=86_400)
+    registry = chain.deploy("InvestorRegistry", timelock.address, 86_400, admin, sender=admin)
+    args = (core.contracts["SettlementToken"], pool.address, registry.address, [("A", "A", 900, 400), ("C", "C", 100, 0)],
+            (0, 0, 0, 0), (timelock.address, timelock.address, admin, admin, admin, admin, admin), 86_399)
+    err = _refused(lambda: chain.deploy("Deal", *args, sender=admin))
+    assert (err.name, err.args_) == ("AdminDelayTooShort", {"delay": 86_399})
     err = _refused(lambda: chain.deploy("InvestorRegistry", admin, 86_399, admin, sender=admin))
     assert (err.name, err.args_) == ("AdminDelayTooShort", {"delay": 86_399})
+    token = chain.deploy("TrancheToken", "A", "A", 6, 900, registry.address, admin, 86_400, admin, sender=admin)
+    assert chain.call(token.functions.MIN_ADMIN_DELAY()) == 86_400
+    err = _refused(lambda: chain.deploy("TrancheToken", "A", "A", 6, 900, registry.address, admin, 0, admin,
+                                        sender=admin))
+    assert (err.name, err.args_) == ("AdminDelayTooShort", {"delay": 0})
+
+
+@pytest.mark.parametrize("name", ["Deal", "TrancheToken", "InvestorRegistry"])
+def test_R5_the_delay_floor_holds_for_good(contracts: dict[str, Any], deal: D.DealHandle, name: str) -> None:
+    """R5: the review lowered every delay to 0 after deployment (changeDefaultAdminDelay(0) and
+    the timelock's updateDelay(0)) and then granted a role in the block it was scheduled in.
+    Now a change under a day is refused, through the seat's own timelock; a day is accepted."""
+    chain, contract = deal.chain, contracts[name]
+    seat = SEAT[name]
+    err = _refused(lambda: _through_timelock(deal, seat, contract.functions.changeDefaultAdminDelay(86_399)))
+    assert (err.name, err.args_) == ("AdminDelayTooShort", {"delay": 86_399})
+    err = _refused(lambda: _through_timelock(deal, seat, contract.functions.changeDefaultAdminDelay(0)))
+    assert err.name == "AdminDelayTooShort"
+    timelock = deal.timelocks[seat]
+    err = _refused(lambda: _through_timelock(deal, seat, timelock.functions.updateDelay(0)))
+    assert (err.name, err.args_) == ("DelayTooShort", {"delay": 0, "minimum": 86_400})
+    assert chain.call(timelock.functions.getMinDelay()) == D.ADMIN_DELAY
+    _through_timelock(deal, seat, contract.functions.changeDefaultAdminDelay(86_400))
+    _through_timelock(deal, seat, timelock.functions.updateDelay(86_400))
+    assert chain.call(timelock.functions.getMinDelay()) == 86_400
+    assert chain.call(contract.functions.defaultAdminDelay()) == 86_400  # the change took effect meanwhile
+    fn = timelock.functions.schedule(contract.address, 0, b"", b"\x00" * 32, b"\x07" * 32, 86_399)
+    err = _refused(lambda: chain.send(fn, sender=deal.roles.proposer(seat)))
+    assert err.name == "TimelockInsufficientDelay"  # the shorter delay is what schedule enforces
 
 
 def test_R6_R7_operator_and_servicer_act_only_in_their_lane(deal: D.DealHandle) -> None:
@@ -348,7 +427,7 @@ def test_R9_R10_R12_agent_and_compliance_cannot_mint_credit_redeem_or_mirror(dea
     chain, r = deal.chain, deal.roles
     f = deal.tokens[0].functions
     hooks = (f.mint(r.agent, 1), f.mintBatch([r.agent], [1]), f.mintUnsold(r.agent, 1), f.distribute(1),
-             f.redeem(r.agent))
+             f.redeem(r.agent), f.releaseCarry())
     for who in (r.agent, r.compliance, r.admin, r.token_admin):
         for fn in hooks:
             assert _refused(lambda: chain.send(fn, sender=who)).name == "OnlyDeal"

@@ -424,8 +424,8 @@ def test_every_mutating_function_refused_to_a_stranger(env: Env, phase: str) -> 
         "Deal.open", "Deal.allocate", "Deal.close", "Deal.postReport", "Deal.setFeeRecipient", "Deal.sweep",
         "Deal.claimFor", "Deal.claimTranches",
         "InvestorRegistry.setInvestors", "InvestorRegistry.revokeInvestors", "InvestorRegistry.setFrozen",
-        "InvestorRegistry.attachToken",
-        "TrancheToken.forcedTransfer", "TrancheToken.pause", "TrancheToken.unpause", "TrancheToken.mint",
+        "InvestorRegistry.attachToken", "InvestorRegistry.detachToken",
+        "TrancheToken.forcedTransfer", "TrancheToken.moveEntitlement", "TrancheToken.releaseCarry", "TrancheToken.pause", "TrancheToken.unpause", "TrancheToken.mint",
         "TrancheToken.mintBatch", "TrancheToken.mintUnsold", "TrancheToken.distribute", "TrancheToken.redeem",
         "TrancheToken.mirrorEligibility",
     }, "the ABI changed: classify the new function (stranger-refused or ANYONE)"

@@ -4,8 +4,9 @@
   Subscribed plus OfferingClosed's unsold units account for every mint.
 - registry: investor records rebuilt from InvestorSet/Revoked/Frozen equal the registry's,
   and every unit receiver was registered, unexpired and unfrozen when it received.
-- claims: per-holder entitlements replayed from Distributed, Transfer and Claimed equal
-  claimableOf; claimed + claimable never exceed what each tranche was paid.
+- claims: per-holder entitlements replayed from Distributed, Transfer, Claimed,
+  EntitlementMoved and CarryReleased equal claimableOf; claimed + claimable + released never
+  exceed what each tranche was paid.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def check_claims(handle: deals.DealHandle, ev: DealEvents, books: list[TokenBook
             if int(chain.call(token.functions.claimableOf(to_checksum_address(holder)), block=head)) != mine:
                 problems.append(f"tranche {k}: claimableOf({holder}) differs from the replayed {mine}")
         claimable_totals.append(owed)
-        if book.claimed + owed > book.paid:
-            problems.append(f"tranche {k}: claimed {book.claimed} + claimable {owed} > paid {book.paid}")
+        if book.claimed + owed + book.released > book.paid:
+            problems.append(f"tranche {k}: claimed {book.claimed} + claimable {owed} + released {book.released} "
+                            f"> paid {book.paid}")
         if (paid[k], claimed[k]) != (book.paid, book.claimed):
             problems.append(f"tranche {k}: cashLedger paid/claimed {paid[k]}/{claimed[k]} "
                             f"differ from the events' {book.paid}/{book.claimed}")

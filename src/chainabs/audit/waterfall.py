@@ -2,9 +2,9 @@
 
 - waterfall: every PeriodReported, replayed through chainabs.waterfall from the published
   terms, equal field by field; the model's carried state equals the contract's.
-- cash: settlement flows into and out of the deal equal the reserve, collections, fees and
-  claims; the deal's balance equals reserve + paid not yet claimed (dust included); every
-  period conserves cash.
+- cash: settlement flows into and out of the deal equal the reserve, collections and stray
+  transfers in, fees, claims and sweeps out; the deal's balance equals reserve + paid not yet
+  claimed (dust included) + strays not yet swept; every period conserves cash.
 """
 
 from __future__ import annotations
@@ -76,29 +76,51 @@ def check_waterfall(handle: deals.DealHandle, ev: DealEvents, terms: DealParams,
 
 def check_cash(handle: deals.DealHandle, ev: DealEvents, periods: list[tuple[ChainEvent, PeriodResult]],
                books: list[TokenBook]) -> list[Check]:
-    moved_in = sum(int(e.args["value"]) for e in ev.cash_moves if e.args["to"] == ev.deal)
-    moved_out = sum(int(e.args["value"]) for e in ev.cash_moves if e.args["from"] == ev.deal)
+    """Settlement cash into and out of the deal, transaction by transaction. The closing's
+    transaction brings the initial reserve, each report's its collections; anything else that
+    arrives (in any transaction, beyond those amounts) is a stray: anyone can send the deal
+    tokens, and the admin's sweep is what takes them out again, with each tranche's released
+    carry. So: strays + released carry - swept >= 0 is what the deal still holds of them, and
+    the balance is reserve + credited and not claimed or released + that."""
     closed = ev.named("OfferingClosed", ev.deal)
     reserve_funded = int(closed[0].args["reserveFunded"]) if closed else 0
+    expected: dict[str, int] = {}  # transaction -> settlement units the deal must receive in it
+    for e in closed:
+        expected[e.tx_hash] = expected.get(e.tx_hash, 0) + int(e.args["reserveFunded"])
+    for e, r in periods:
+        expected[e.tx_hash] = expected.get(e.tx_hash, 0) + r.interest_collected + r.principal_collected + r.recoveries
+    received: dict[str, int] = dict.fromkeys(expected, 0)
+    for e in ev.cash_moves:
+        if e.args["to"] == ev.deal and e.args["from"] != ev.deal:
+            received[e.tx_hash] = received.get(e.tx_hash, 0) + int(e.args["value"])
+    short = [f"{tx}: received {received[tx]}, due {due}" for tx, due in expected.items() if received[tx] < due]
+    strays = sum(max(0, got - expected.get(tx, 0)) for tx, got in received.items())
+    moved_in = sum(received.values())
+    moved_out = sum(int(e.args["value"]) for e in ev.cash_moves
+                    if e.args["from"] == ev.deal and e.args["to"] != ev.deal)
     collected = sum(r.interest_collected + r.principal_collected + r.recoveries for _, r in periods)
     fees = sum(r.fee_paid for _, r in periods)
     claimed = sum(b.claimed for b in books)
+    released = sum(b.released for b in books)
     swept = sum(int(e.args["amount"]) for e in ev.named("Swept", ev.deal))
-    flows = Check("cash: settlement flows into and out of the deal equal reserve + collections and fees + "
-                  "claims + sweeps",
-                  moved_in == reserve_funded + collected and moved_out == fees + claimed + swept,
-                  {"in": moved_in, "reserve funded": reserve_funded, "collections": collected,
-                   "out": moved_out, "fees": fees, "claims": claimed, "swept": swept})
+    unswept = strays + released - swept
+    flows = Check("cash: settlement flows into and out of the deal equal reserve + collections (+ strays) and "
+                  "fees + claims + sweeps; sweeps take no more than strays and released carry",
+                  not short and moved_in == reserve_funded + collected + strays
+                  and moved_out == fees + claimed + swept and unswept >= 0,
+                  {"in": moved_in, "reserve funded": reserve_funded, "collections": collected, "strays": strays,
+                   "short receipts": first(short), "out": moved_out, "fees": fees, "claims": claimed,
+                   "swept": swept, "released carry": released})
 
     reserve = periods[-1][1].reserve_end if periods else reserve_funded
-    unclaimed = sum(b.paid - b.claimed for b in books)
+    unclaimed = sum(b.paid - b.claimed - b.released for b in books)
     balance = int(handle.chain.call(handle.settlement.functions.balanceOf(handle.deal.address), block=ev.head))
     dust = handle.chain.call(handle.deal.functions.cashLedger(), block=ev.head)[3]
-    held = Check("cash: deal balance (from events and on chain) = reserve + paid not yet claimed (dust included)"
-                 " - swept",
-                 moved_in - moved_out == balance == reserve + unclaimed - swept,
+    held = Check("cash: deal balance (from events and on chain) = reserve + paid not yet claimed or released "
+                 "(dust included) + strays and released carry not swept",
+                 moved_in - moved_out == balance == reserve + unclaimed + unswept,
                  {"from events": moved_in - moved_out, "on chain": balance, "reserve": reserve,
-                  "unclaimed": unclaimed, "dust": sum(dust), "swept": swept})
+                  "unclaimed": unclaimed, "dust": sum(dust), "strays not swept": unswept})
 
     broken = []
     for _, r in periods:

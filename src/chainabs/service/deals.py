@@ -122,6 +122,11 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool: str | None = None) ->
     `<slug>.json.partial`; a run after an interruption finishes that deal (attaching the tokens,
     pledging the pool, registering the originator, opening the offering as far as not done)
     instead of deploying another. The deal file `<slug>.json` is written last.
+
+    Roles: those the deal file's [roles] section names, every other one the deploying account's
+    (`ctx.chain.accounts[0]`, which also deploys and, as the pool's originator, pledges the pool).
+    Creating the deal signs as `compliance` (attaching the tokens, registering the originator)
+    and as `operator` (opening the offering): this chainabs must hold their keys.
     """
     data = DataDir(ctx.data_dir)
     files = find_pool(data, pool or dealfile.pool.name)
@@ -137,18 +142,21 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool: str | None = None) ->
     settlement = dealfile.pool.settlement_token
     if settlement is not None:
         check_settlement_token(ctx, settlement, decimals=dealfile.pool.decimals)
+    deployer = ctx.chain.accounts[0]
     partial = data.read_partial_deal(pool_slug)
     if partial is not None:
         handle = _resume_deal(ctx, data.partial_deal_path(pool_slug), partial, params,
                               settlement or ctx.core.contracts["SettlementToken"])
     else:
-        admin = ctx.chain.accounts[0]
+        roles = deals.DealRoles.with_default(deployer, dealfile.chosen_roles())
+        _need_signers(ctx, roles)
         handle = deals.deploy_deal(ctx.chain, manifest=ctx.core, pool=record.address, params=params,
-                                   roles=deals.DealRoles.single(admin), settlement=settlement, attach=False)
+                                   roles=roles, settlement=settlement, attach=False, deployer=deployer)
         data.write_partial_deal(pool_slug, PartialDeal(contracts=handle.addresses, roles=asdict(handle.roles)))
     roles = handle.roles
+    _need_signers(ctx, roles)
     deals.attach_tokens(handle)
-    deals.pledge_pool(handle)
+    deals.pledge_pool(handle, sender=deployer)
     if not deals.is_eligible(handle, investor=roles.originator):
         deals.add_investors(handle, investors=[roles.originator], eligible_until=FAR_FUTURE)
     if deals.phase(handle) == "pending":
@@ -159,6 +167,18 @@ def create_deal(ctx: Context, *, dealfile: DealFile, pool: str | None = None) ->
         roles=asdict(roles), params=params))
     data.remove_partial_deal(pool_slug)
     return handle
+
+
+def _need_signers(ctx: Context, roles: deals.DealRoles) -> None:
+    """InvalidInput unless this chainabs can sign as the roles that creating a deal acts as."""
+    held = {a.lower() for a in ctx.chain.accounts}
+    for key, doing in (("compliance", "attaches the tranche tokens to the registry and registers the originator"),
+                       ("operator", "opens the offering")):
+        address = getattr(roles, key)
+        if address.lower() not in held:
+            raise InvalidInput(f"roles.{key} {address} is not an account this chainabs can sign for: deal create "
+                               f"{doing} as that role; give its key too (CHAINABS_PRIVATE_KEY takes several, "
+                               f"comma-separated) or leave roles.{key} out of the deal file")
 
 
 def _resume_deal(ctx: Context, path: Path, partial: PartialDeal, params: DealParams,

@@ -639,13 +639,19 @@ contract Deal is FlooredAdminRules {
         uint256 n = trancheCount;
         for (uint256 k; k < n; ++k) {
             TrancheToken token = _token(k);
-            if (paidDown) token.releaseCarry();
+            // credited and not claimed or released: owed + dust; the dust too once released
             kept += token.paidTotal() - token.claimedTotal() - token.releasedTotal();
+            if (paidDown) kept -= token.dust();
         }
         uint256 held = settlement.balanceOf(address(this));
         amount = held > kept ? held - kept : 0;
         swept += amount;
         emit Swept(to, amount);
+        if (paidDown) {
+            for (uint256 k; k < n; ++k) {
+                _token(k).releaseCarry();
+            }
+        }
         if (amount > 0) settlement.safeTransfer(to, amount);
     }
 

@@ -170,15 +170,12 @@ contract InvestorRegistry is FlooredAdminRules {
     /// @param token an attached token.
     function detachToken(address token) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint256 n = _tokens.length;
-        for (uint256 i; i < n; ++i) {
-            if (_tokens[i] == token) {
-                _tokens[i] = _tokens[n - 1];
-                _tokens.pop();
-                emit TokenDetached(token);
-                return;
-            }
-        }
-        revert NotAttached(token);
+        uint256 i;
+        while (i < n && _tokens[i] != token) ++i;
+        if (i == n) revert NotAttached(token);
+        _tokens[i] = _tokens[n - 1];
+        _tokens.pop();
+        emit TokenDetached(token);
     }
 
     /// @notice Copy these investors' words to every attached token again. Anyone may call.
@@ -232,7 +229,7 @@ contract InvestorRegistry is FlooredAdminRules {
         } catch {
             return false;
         }
-        address deal;
+        address deal = address(0);
         try ITrancheOfDeal(token).deal() returns (address d) {
             deal = d;
         } catch {

@@ -380,13 +380,13 @@ contract TrancheToken is ERC20, FlooredAdminRules, IEligibilityMirror {
     /// @notice Release the carry: the dust (credited cash no holder can claim) leaves the
     ///         accounting and the carry restarts at 0. The deal calls it only once the pool
     ///         balance is 0, to sweep the dust; a later credit (recoveries) starts from no carry,
-    ///         so the deal always holds what holders are owed.
-    /// @return amount base units released (the dust before the call).
-    function releaseCarry() external onlyDeal returns (uint256 amount) {
-        amount = dust();
+    ///         so the deal always holds what holders are owed. `CarryReleased` names the amount
+    ///         (nothing is emitted when there was neither dust nor carry).
+    function releaseCarry() external onlyDeal {
+        uint256 amount = dust();
         uint256 ledger = _ledger;
         uint256 carried = ledger >> 96;
-        if (amount == 0 && carried == 0) return 0;
+        if (amount == 0 && carried == 0) return;
         _ledger = ledger & _BALANCE_MASK;
         _released += amount;
         emit CarryReleased(amount, carried);

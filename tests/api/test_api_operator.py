@@ -294,6 +294,9 @@ def test_bad_uploads_change_nothing(world: World, tmp_path: Path) -> None:
         assert "already tokenised on chain" in message
         assert "deal file" in refused(world, "/operator/pools", 422,
                                       files={"tape": ("t.csv", good_tape), "deal": ("d.toml", b"[pool]\nname = 3\n")})
+        bad_roles = deal + b'\n[roles]\ncompliance = "0x12"\n'  # the deal's parties: checked here too
+        assert "roles.compliance: must be an address" in refused(
+            world, "/operator/pools", 422, files={"tape": ("t.csv", good_tape), "deal": ("d.toml", bad_roles)})
         assert "not UTF-8" in refused(world, "/operator/pools", 422,
                                       files={"tape": ("t.csv", good_tape), "deal": ("d.toml", b"\xff\xfe")})
         assert "tape" in refused(world, "/operator/pools", 422, files={"deal": ("d.toml", deal)})

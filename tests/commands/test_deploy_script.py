@@ -13,9 +13,10 @@ from types import ModuleType
 import pytest
 from eth_account import Account
 
-from chainabs.chain import RpcChain
+from chainabs.chain import RawCall, RpcChain
 from chainabs.chain.anvil import DEV_KEYS, Anvil
 from chainabs.cli import main as cli
+from chainabs.dealfile import ROLE_KEYS
 from chainabs.deploy import artifact_code_hash, verify_code
 from chainabs.errors import DeploymentError
 from support import tape_file
@@ -66,6 +67,8 @@ def test_a_whole_deal_is_deployed_recorded_and_usable_by_the_cli(
                               "AdminTimelock:deal", "AdminTimelock:tokens", "AdminTimelock:registry"}
     assert manifest["artifact_hashes"] == {name.split(":")[0]: artifact_code_hash(name.split(":")[0])
                                            for name in contracts}
+    # no [roles] in the deal file: the deploying account holds every role, and the manifest says so
+    assert manifest["roles"] == dict.fromkeys(ROLE_KEYS, chain.accounts[0])
 
     # what the manifest names is what is on chain, wired together
     from chainabs.deploy import Manifest
@@ -160,13 +163,57 @@ def test_the_key_comes_from_an_encrypted_keystore(anvil: Anvil, script: ModuleTy
 
 
 def test_the_first_of_several_keys_deploys(script: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CHAINABS_PRIVATE_KEY as the CLI reads it: one key, or several separated by commas."""
+    """CHAINABS_PRIVATE_KEY as the CLI reads it: one key, or several separated by commas (the
+    first deploys; the others can sign as roles the deal file's [roles] gives them)."""
     args = argparse.Namespace(keystore=None)
     monkeypatch.setenv("CHAINABS_PRIVATE_KEY", f" {DEV_KEYS[2]} , {DEV_KEYS[3]}")
-    assert script.load_key(args) == DEV_KEYS[2]
+    assert script.load_keys(args) == [DEV_KEYS[2], DEV_KEYS[3]]
     monkeypatch.setenv("CHAINABS_PRIVATE_KEY", " , ")
     with pytest.raises(DeploymentError, match="no key: set CHAINABS_PRIVATE_KEY"):
-        script.load_key(args)
+        script.load_keys(args)
+
+
+def test_a_deal_files_roles_are_deployed_and_named_in_the_manifest(
+        anvil: Anvil, script: ModuleType, tape: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """[roles] gives each seat and role its own account; deploy.py signs as compliance and
+    operator with the extra keys it is given, and the manifest names who holds what."""
+    deployer = Account.from_key(DEV_KEYS[0]).address
+    signers = [Account.create() for _ in range(2)]  # compliance and operator, funded for gas below
+    funder = RpcChain(anvil.url, keys=[DEV_KEYS[0]])
+    for acct in signers:
+        funder.send(RawCall(to=acct.address, data=b""), sender=funder.accounts[0], value=10**18, gas=21_000)
+    compliance, operator = (a.address for a in signers)
+    others = [Account.create().address for _ in range(7)]  # no key needed: deal create never signs as them
+    chosen = {"compliance": compliance, "operator": operator,
+              **dict(zip([k for k in ROLE_KEYS if k not in ("compliance", "operator")], others, strict=True))}
+    deal = tmp_path / "deal.toml"
+    deal.write_text(DEAL.read_text() + "\n[roles]\n" + "".join(f'{k} = "{v}"\n' for k, v in chosen.items()))
+    monkeypatch.setenv("CHAINABS_PRIVATE_KEY", ",".join([DEV_KEYS[0], *("0x" + a.key.hex().removeprefix("0x")
+                                                                      for a in signers)]))
+    assert script.main(["--rpc", anvil.url, "--name", "roles", "--tape", str(tape), "--deal", str(deal)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert manifest["deployer"] == deployer
+    assert manifest["roles"] == chosen
+    chain = RpcChain(anvil.url, keys=[])
+    contracts = manifest["contracts"]
+    deal_c = chain.contract("Deal", contracts["Deal"])
+    registry = chain.contract("InvestorRegistry", contracts["InvestorRegistry"])
+    token = chain.contract("TrancheToken", contracts["TrancheToken:CABS-A"])
+    roles = manifest["roles"]
+    for seat, key in (("deal", "admin"), ("tokens", "token_admin"), ("registry", "registry_admin")):
+        timelock = chain.contract("AdminTimelock", contracts[f"AdminTimelock:{seat}"])
+        proposer = chain.call(timelock.functions.PROPOSER_ROLE())
+        assert chain.call(timelock.functions.hasRole(proposer, roles[key]))
+        assert not chain.call(timelock.functions.hasRole(proposer, deployer))
+    for contract, role, key in ((deal_c, "OPERATOR_ROLE", "operator"), (deal_c, "SERVICER_ROLE", "servicer"),
+                                (registry, "COMPLIANCE_ROLE", "compliance"), (token, "AGENT_ROLE", "agent")):
+        name = chain.call(getattr(contract.functions, role)())
+        assert chain.call(contract.functions.hasRole(name, roles[key]))
+        assert not chain.call(contract.functions.hasRole(name, deployer))
+    assert chain.call(deal_c.functions.feeRecipient()) == roles["fee_recipient"]
+    assert chain.call(deal_c.functions.originator()) == roles["originator"]
 
 
 @pytest.mark.parametrize(("extra", "env", "message"), [

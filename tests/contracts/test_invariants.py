@@ -4,12 +4,15 @@ transfers, exchange trades (some signed for a period already past), forced trans
 carry the sender's unclaimed cash with the units), freezes, registrations and revocations (a
 freeze survives them), pauses, time travel past eligibility dates, period reports (zero
 collections, total defaults, recoveries, refused reports), claims (refused to frozen, revoked or
-expired holders and to callers other than the holder or the paying agent) and, once the pool is
-paid down, the admin's sweep through its timelock (which ends the deal). After every step the
-whole deal is read back and six invariants are checked against the machine's model:
+expired holders and to callers other than the holder or the paying agent), stray transfers of
+cash to the deal and, in any phase, the admin's sweep through its timelock (it takes exactly the
+strays, and once the pool is paid down each tranche's carry; it ends nothing, reports go on).
+After every step the whole deal is read back and six invariants are checked against the
+machine's model:
 
-- cash: the deal holds exactly reserve + owed + dust - swept; paid = claimed + owed + dust per tranche;
-  every tracked wallet's settlement balance is what the model says;
+- cash: the deal holds exactly reserve + owed + dust + strays - swept + released (the carry
+  released to sweeps); paid = claimed + owed + dust + released per tranche; every tracked
+  wallet's settlement balance is what the model says;
 - units: holders' units add up to each tranche's totalSupply, holder by holder as modelled;
 - claims: what holders can claim (exactly the TrancheToken entitlement rule) plus what they
   claimed never exceeds what the tranche was paid;
@@ -163,6 +166,7 @@ def deal_env(session_chain: EmbeddedChain, core: Manifest) -> Iterator[Env]:
         calls[("tranche", k)] = (h.deal, "tranche", (k,))
         calls[("points", k)] = (token, "pointsPerUnit", ())
         calls[("carry", k)] = (token, "carry", ())
+        calls[("released", k)] = (token, "releasedTotal", ())
     calls[("cash", fee_to)] = (h.settlement, "balanceOf", (fee_to,))
     calls["held"] = (h.settlement, "balanceOf", (h.deal.address,))
     calls["ledger"] = (h.deal, "cashLedger", ())
@@ -241,6 +245,8 @@ class DealMachine(RuleBasedStateMachine):
         self.paused = [False] * N
         self.state = DealState.offering(PARAMS)
         self.claimed = [0] * N
+        self.released = [0] * N  # carry released to the sweep, per tranche
+        self.strays = 0  # cash sent to the deal outside any closing or report
         self.swept = 0
         self.cash = dict(zip(self.w, env.start_cash, strict=True))
         self.cash[env.fee_recipient] = env.chain.call(self.h.settlement.functions.balanceOf(env.fee_recipient))
@@ -490,34 +496,47 @@ class DealMachine(RuleBasedStateMachine):
         self._step()
         self._period(kind, x, y)
 
-    @precondition(lambda self: self.phase in ("closed", "ended"))
+    @rule(i=wallet_ix, amount=st.integers(1, 1_000))
+    def stray(self, i: int, amount: int) -> None:
+        """Anyone may send the deal settlement tokens: nobody is owed them."""
+        self._step()
+        self._done("stray transfer")
+        who = self.w[i]
+        self.chain.send(self.h.settlement.functions.transfer(self.h.deal.address, amount), sender=who)
+        self.cash[who] -= amount
+        self.strays += amount
+
+    def _dust(self, k: int) -> int:
+        """TrancheToken.dust: credited, not claimable now and not released (the carry)."""
+        supply = sum(self.units[k].values())
+        return self.paid[k] - self.released[k] - self.points[k] * supply // M
+
+    @precondition(lambda self: self.strays + sum(self.released) > self.swept or self.steps % 7 == 3
+                  or (self.phase == "closed" and self.state.pool_balance == 0))
     @rule()
     def sweep(self) -> None:
-        """The deal's admin sweeps through its timelock: refused while the pool balance is not
-        0; otherwise it ends the deal (no more reports) and takes exactly what no holder is owed."""
+        """The deal's admin sweeps through its timelock, in any phase: it takes the strays not yet
+        swept and, once the pool balance is 0, releases and takes each tranche's carry; it ends
+        nothing (a report still runs afterwards, by the report rule). Run when there is
+        something to take, and now and then when there is not (it then takes 0)."""
         self._step()
-        v = self.env.views.read()
         to = self.env.fee_recipient
         call = D.sweep(self.h, to=to, salt=self.steps.to_bytes(32, "big"))
         call.schedule()
         self.chain.time_travel(call.ready_at() + 10)
-        if self.state.pool_balance:
-            execute = call.timelock.functions.execute(call.target, 0, call.data, D.ZERO_SALT, call.salt)
-            err = self._refused(execute, self.h.roles.admin)
-            assert (err.name, err.args_) == ("DealNotEnded", {"poolBalance": self.state.pool_balance})
-            return
-        owed = sum(v["ledger"][2])
-        expected = v["held"] - v["reserve"] - owed
+        paid_down = self.phase == "closed" and self.state.pool_balance == 0
+        released = [self._dust(k) if paid_down else 0 for k in range(N)]
+        expected = self.strays + sum(self.released) - self.swept + sum(released)
         sent = call.execute()
         (event,) = self.h.deal.events.Swept().process_receipt(sent.receipt, errors=DISCARD)
         assert event["args"]["amount"] == expected >= 0
-        self._done("sweep")
-        self.phase = "ended"
+        self._done("sweep of the carry" if any(released) else "sweep")
+        if paid_down:
+            for k in range(N):
+                self.released[k] += released[k]
+                self.carry[k] = 0
         self.swept += expected
         self.cash[to] += expected
-        number = self.state.period + 1
-        err = self._refused(self.h.deal.functions.postReport(number, 0, 0, 0, 0, 0, ROOT, 1), self.h.roles.servicer)
-        assert err.name == "WrongPhase"
 
     def _period(self, kind: str, x: int, y: int) -> None:
         """A period report: the chain must split it exactly as the model, field by field; a
@@ -592,11 +611,12 @@ class DealMachine(RuleBasedStateMachine):
         self._check()
         v = self._view()
         paid, claimed, owed, dust = v["ledger"]
-        assert v["held"] + v["swept"] == v["reserve"] + sum(owed) + sum(dust)
+        released = [v[("released", k)] for k in range(N)]
+        assert v["held"] + v["swept"] == v["reserve"] + sum(owed) + sum(dust) + self.strays + sum(released)
         assert v["swept"] == self.swept
         for k in range(N):
-            assert paid[k] == claimed[k] + owed[k] + dust[k]
-        assert list(paid) == self.paid and list(claimed) == self.claimed
+            assert paid[k] == claimed[k] + owed[k] + dust[k] + released[k]
+        assert list(paid) == self.paid and list(claimed) == self.claimed and released == self.released
         assert {w: v[("cash", w)] for w in self.cash} == self.cash
 
     @invariant()

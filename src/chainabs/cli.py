@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "build",
     "deal",
     "audit",
+    "analytics",
     "deploy",
     "demo",
     "index",

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chainabs.analytics.pool import PoolProjection
-from chainabs.errors import InvalidInput
+from chainabs.errors import InvalidInput, WaterfallError
 from chainabs.waterfall import BPS, DealParams, DealState, PeriodReport, PeriodResultV2, run_period_v2
 
 MAX_PERIODS = 600
@@ -96,17 +96,14 @@ def project_deal(deal: DealParams, pool: PoolProjection, *, state: DealState | N
             report = PeriodReport(interest=c.interest, principal=c.principal, recoveries=c.recoveries,
                                   defaults=c.defaults, delinquent_60=0, call=True)
         elif trial.status == "revolving" and trial.principal_account_end > 0:
-            units = trial.principal_account_end
-            report = PeriodReport(interest=c.interest, principal=c.principal, recoveries=c.recoveries,
-                                  defaults=c.defaults, delinquent_60=c.delinquent_60, purchased_units=units,
-                                  purchased_count=max(1, units // max(1, average_loan)),
-                                  purchase_root=_root(t))
+            result, state, report = _purchase(deal, state, report, trial.principal_account_end, t, average_loan)
+            results.append(result)
+            pool.purchase(report.purchased_units)
+            continue
         result, state = run_period_v2(deal, state, report)
         results.append(result)
         if report.call:
             called = t
-        elif report.purchased_units:
-            pool.purchase(report.purchased_units)
     firsts: list[int | None] = [None] * len(deal.effective_triggers)
     for r in results:
         for i, trig in enumerate(r.triggers):
@@ -115,6 +112,25 @@ def project_deal(deal: DealParams, pool: PoolProjection, *, state: DealState | N
     summaries = [_summary(k, deal, start, results, prices) for k in range(len(deal.tranches))]
     return Projection(deal=deal, periods=results, tranches=summaries, trigger_first_breach=firsts,
                       called_period=called)
+
+
+def _purchase(deal: DealParams, state: DealState, report: PeriodReport, units: int, t: int,
+              average_loan: int) -> tuple[PeriodResultV2, DealState, PeriodReport]:
+    """Run a revolving period buying what the principal account holds. Buying U raises B1 and
+    with it the reserve target (by at most ceil(U x reserve_target_bps / 10000) + 1 units of
+    cash), so when the account without a purchase cannot pay for all of it, buy that much less."""
+    for _ in range(8):
+        buy = replace(report, purchased_units=units, purchased_count=max(1, units // max(1, average_loan)),
+                      purchase_root=_root(t))
+        try:
+            result, new_state = run_period_v2(deal, state, buy)
+            return result, new_state, buy
+        except WaterfallError:
+            units -= -(-units * deal.reserve_target_bps // BPS) + 1
+            if units <= 0:
+                break
+    result, new_state = run_period_v2(deal, state, report)
+    return result, new_state, report
 
 
 def _summary(k: int, deal: DealParams, start: DealState, results: Sequence[PeriodResultV2],

@@ -48,7 +48,9 @@ def test_breakeven_within_one_bp_and_monotone(source) -> None:  # type: ignore[n
 
 def test_bisect_finds_the_least() -> None:
     for edge in (0, 1, 17, 5000, 9998, 9999):
-        assert bisect(lambda x, e=edge: x >= e, 0, 9999) == edge
+        def event(x: int, e: int = edge) -> bool:
+            return x >= e
+        assert bisect(event, 0, 9999) == edge
     assert bisect(lambda x: False, 0, 9999) is None
 
 

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainabs.analytics.pool import Assumptions, PoolProjection
+from chainabs.analytics.pool import Assumptions, Collections, PoolProjection
 from chainabs.errors import InvalidInput
 
 
-def _run(pool: PoolProjection, periods: int = 400) -> list:
-    out = []
+def _run(pool: PoolProjection, periods: int = 400) -> list[Collections]:
+    out: list[Collections] = []
     while not pool.exhausted and len(out) < periods:
         out.append(pool.collect())
     return out
@@ -84,7 +84,7 @@ def test_matches_a_loan_by_loan_reference() -> None:
     rows = _run(pool)
     ref = _reference(loans, 0.10, 0.20, 0.5, 2, len(rows))
     cum = [0.0, 0.0, 0.0]
-    for n, (row, (i, p, d, _)) in enumerate(zip(rows, ref, strict=True)):
+    for n, (i, p, d, _) in enumerate(ref):
         cum = [cum[0] + i, cum[1] + p, cum[2] + d]
         got = [sum(getattr(x, f) for x in rows[:n + 1]) for f in ("interest", "principal", "defaults")]
         assert got[0] == math.floor(cum[0])
@@ -141,4 +141,4 @@ def test_pool_conserved_exactly(loans: list[tuple[int, int, int, int]], cdr: int
 ])
 def test_bad_assumptions_name_the_option(change: dict[str, int], option: str) -> None:
     with pytest.raises(InvalidInput, match=f"^{option} "):
-        Assumptions(**change).validate()  # type: ignore[arg-type]
+        Assumptions(**change).validate()

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chainabs.analytics.pool import Assumptions, PoolProjection
-from chainabs.dealfile import load_deal_file
 from chainabs.context import Context
+from chainabs.dealfile import load_deal_file
 from chainabs.errors import Conflict, InvalidInput, NotFound
 from chainabs.tape import STATUSES, apply_eligibility, read_tape, remaining_months
 from chainabs.waterfall import DealParams, DealState

@@ -1,4 +1,4 @@
-"""`chainabs project` and `chainabs breakeven`: a deal's tranches under a default, prepayment
+"""`chainabs project`, `chainabs breakeven` and `chainabs stress`: a deal's tranches under a default, prepayment
 and recovery scenario, from the same v2 reference model the contract runs.
 
 The deal and its loans come from a deal file and a tape before issuance (`--deal FILE --tape
@@ -20,6 +20,7 @@ from chainabs.analytics.breakeven import WHATS, breakeven, tranche_index
 from chainabs.analytics.inputs import Source, from_data_dir, from_files
 from chainabs.analytics.pool import Assumptions
 from chainabs.analytics.run import MAX_PERIODS, Projection, project_deal
+from chainabs.analytics.stress import bps_range, stress_grid
 from chainabs.commands import args as argtypes
 from chainabs.errors import InvalidInput
 
@@ -102,6 +103,21 @@ def register(subparsers: Any) -> None:
     be.add_argument("--stressed-recovery", type=percent("--stressed-recovery"), default=0, metavar="Z",
                     help="the stressed recovery, %% (default 0)")
     be.set_defaults(func=run_breakeven)
+    stress = subparsers.add_parser(
+        "stress", help="a grid of CDR x CPR scenarios: loss, WAL and IRR per tranche per cell",
+        description="Run the projection over every pair of a CDR range and a CPR range (START:STOP:STEP in "
+                    "percent, inclusive), the cells spread over worker processes.")
+    _assumption_options(stress)
+    stress.set_defaults(cdr="0", cpr="0")
+    for action in stress._actions:
+        if action.dest in ("cdr", "cpr"):
+            action.type, action.metavar = str, "START:STOP:STEP"
+    stress.add_argument("--price", type=prices, default=None, metavar="A=99.5,B=98",
+                        help="prices in percent of the tranche balance, for the IRR")
+    stress.add_argument("--workers", type=argtypes.whole(1, 64), default=2, metavar="N",
+                        help="worker processes (default 2)")
+    stress.add_argument("--csv", action="store_true", help="print one CSV row per cell and tranche")
+    stress.set_defaults(func=run_stress)
 
 
 def _source(args: argparse.Namespace) -> Source:
@@ -117,7 +133,8 @@ def _source(args: argparse.Namespace) -> Source:
 
 
 def _assumptions(args: argparse.Namespace, **changes: int) -> Assumptions:
-    a = Assumptions(cdr_bps=args.cdr, cpr_bps=args.cpr, recovery_bps=args.recovery, lag=args.lag,
+    a = Assumptions(cdr_bps=changes.pop("cdr_bps", args.cdr), cpr_bps=changes.pop("cpr_bps", args.cpr),
+                    recovery_bps=args.recovery, lag=args.lag,
                     dq60_bps=args.dq60, reinvest_rate_bps=args.reinvest_rate_bps,
                     reinvest_term=args.reinvest_term)
     a = Assumptions(**{**asdict(a), **changes})
@@ -155,6 +172,32 @@ def run_breakeven(args: argparse.Namespace) -> int:
         event = "loses principal" if r.what == "loss" else "misses interest"
         print(f"{r.tranche} {event} from CDR {shown} at recovery {r.recovery_bps / 100:.2f} % "
               f"({r.projections} projections)")
+    return 0
+
+
+STRESS_COLUMNS = ("cdr_bps", "cpr_bps", "tranche", "loss", "wal_years", "irr")
+
+
+def run_stress(args: argparse.Namespace) -> int:
+    cdrs, cprs = bps_range("--cdr", args.cdr), bps_range("--cpr", args.cpr)
+    base = _assumptions(args, cdr_bps=cdrs[0], cpr_bps=cprs[0])
+    src = _source(args)
+    cells = stress_grid(src.deal, src.loans, base, cdrs=cdrs, cprs=cprs, state=src.state, periods=args.periods,
+                        call=args.call, prices=args.price, workers=args.workers)
+    if getattr(args, "json", False):
+        print(json.dumps({"assumptions": asdict(base), "cdr_bps": cdrs, "cpr_bps": cprs, "cells": [
+            {"cdr_bps": c.cdr_bps, "cpr_bps": c.cpr_bps,
+             "tranches": [{"name": t.name, "loss": t.loss, "wal_years": t.wal_years, "irr": t.irr}
+                          for t in c.tranches]} for c in cells]}))
+        return 0
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(STRESS_COLUMNS)
+    for c in cells:
+        for t in c.tranches:
+            writer.writerow([c.cdr_bps, c.cpr_bps, t.name, t.loss, "" if t.wal_years is None else f"{t.wal_years:.4f}",
+                             "" if t.irr is None else f"{t.irr:.6f}"])
+    sys.stdout.write(out.getvalue())
     return 0
 
 

@@ -36,3 +36,22 @@ def test_projects_from_the_current_state(demo: DemoDeal) -> None:
         assert s.balance_start == state.tranche_balances[k] == s.principal + s.loss
         assert s.first_principal_period is None or s.first_principal_period > state.period
     assert run.tranches[0].irr is not None
+
+
+def test_projection_equals_the_chain_on_its_path(demo: DemoDeal) -> None:
+    """Item 4 in part: the projected periods, posted as real reports on chain, give the chain's
+    figures exactly, for every tranche and period (this runs last: it advances the chain)."""
+    from chainabs.service.periods import post_period
+    from chainabs.waterfall import PeriodReport
+
+    src = from_data_dir(demo.ctx)
+    a = Assumptions(cdr_bps=2500, cpr_bps=1500, recovery_bps=3000, lag=1)
+    run = project_deal(src.deal, src.loans.projection(a), state=src.state, periods=3,
+                       average_loan=src.loans.average)
+    assert len(run.periods) == 3
+    for projected in run.periods:
+        report = PeriodReport(interest=projected.interest_collected, principal=projected.principal_collected,
+                              recoveries=projected.recoveries, defaults=projected.defaulted_principal)
+        posted = post_period(demo.ctx, demo.handle, demo.files, report, fund_servicer=True)
+        assert posted.matches_model
+        assert posted.result == projected.v1()

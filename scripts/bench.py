@@ -9,6 +9,7 @@
     scripts/bench.py merkle [--loans 100000]
     scripts/bench.py nesting [--sizes 32768,1048576,67108864] [--old-up-to 32768]
     scripts/bench.py waterfall2
+    scripts/bench.py analytics [--loans 100000] [--periods 36] [--workers 2]
 """
 
 from __future__ import annotations
@@ -283,6 +284,80 @@ def bench_nesting(args: argparse.Namespace) -> dict:
     return {"bench": "nesting", "limit": 64, "figures": figures, "peak_mib": _peak_mib()}
 
 
+def _plain_python_pool(outstanding: list[int], rate_bps: list[int], remaining: list[int], *, cdr: float,
+                       cpr: float, periods: int) -> list[tuple[float, float, float]]:
+    """The projection's loan arithmetic loan by loan in plain Python (the ratio's baseline)."""
+    mdr, smm = 1 - (1 - cdr) ** (1 / 12), 1 - (1 - cpr) ** (1 / 12)
+    bal = [float(x) for x in outstanding]
+    rate = [r / 10_000 / 12 for r in rate_bps]
+    rem = list(remaining)
+    out = []
+    for _ in range(periods):
+        i_sum = p_sum = d_sum = 0.0
+        for k in range(len(bal)):
+            b, r, n = bal[k], rate[k], max(rem[k], 1)
+            d = b * mdr
+            perf = b - d
+            i = perf * r
+            if n <= 1:
+                sched = perf
+            else:
+                level = perf * r / (1 - (1 + r) ** -n) if r > 0 else perf / n
+                sched = min(max(level - i, 0.0), perf)
+            p = perf if n <= 1 else sched + (perf - sched) * smm
+            bal[k] = 0.0 if n <= 1 else perf - p
+            rem[k] = max(n - 1, 1)
+            i_sum, p_sum, d_sum = i_sum + i, p_sum + p, d_sum + d
+        out.append((i_sum, p_sum, d_sum))
+    return out
+
+
+def bench_analytics(args: argparse.Namespace) -> dict:
+    """Issue 20's figures on a generated pool under examples/deal.toml: one projection of
+    `--periods` periods (loan level, numpy, then through run_period_v2; target <= 2 s for
+    100,000 loans and 36 periods), a breakeven for the mezzanine (<= 40 projections, <= 20 s),
+    a 16 x 9 CDR x CPR stress grid on `--workers` processes (<= 120 s on 2 cores), and the
+    same projection's loan arithmetic done loan by loan in plain Python beside it."""
+    from chainabs.analytics.breakeven import breakeven
+    from chainabs.analytics.inputs import from_files
+    from chainabs.analytics.pool import Assumptions
+    from chainabs.analytics.run import project_deal
+    from chainabs.analytics.stress import bps_range, stress_grid
+    from chainabs.tapegen import write_tape
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tape = Path(tmp) / "tape.csv"
+        write_tape(tape, args.loans, args.seed, "csv")
+        src = from_files(root / "examples" / "deal.toml", tape)
+    a = Assumptions(cdr_bps=800, cpr_bps=1000, recovery_bps=4000, lag=3)
+    started = time.perf_counter()
+    run = project_deal(src.deal, src.loans.projection(a), periods=args.periods, average_loan=src.loans.average)
+    projected = time.perf_counter() - started
+    started = time.perf_counter()
+    pool = src.loans.projection(a)
+    for _ in range(args.periods):
+        pool.collect()
+    pool_only = time.perf_counter() - started
+    started = time.perf_counter()
+    _plain_python_pool(src.loans.outstanding, src.loans.rate_bps, src.loans.remaining, cdr=0.08, cpr=0.10,
+                       periods=args.periods)
+    plain = time.perf_counter() - started
+    started = time.perf_counter()
+    be = breakeven(src.deal, src.loans, a, tranche=src.deal.tranches[1].name, periods=args.periods)
+    be_s = time.perf_counter() - started
+    started = time.perf_counter()
+    cells = stress_grid(src.deal, src.loans, a, cdrs=bps_range("--cdr", "0:30:2"), cprs=bps_range("--cpr", "0:40:5"),
+                        periods=args.periods, workers=args.workers)
+    grid_s = time.perf_counter() - started
+    return {"bench": "analytics", "loans": len(src.loans.outstanding), "periods": len(run.periods),
+            "projection_s": round(projected, 3), "pool_numpy_s": round(pool_only, 3),
+            "pool_plain_python_s": round(plain, 3), "plain_over_numpy": round(plain / pool_only, 1),
+            "breakeven_cdr_bps": be.cdr_bps, "breakeven_projections": be.projections,
+            "breakeven_s": round(be_s, 3), "stress_cells": len(cells), "stress_workers": args.workers,
+            "stress_s": round(grid_s, 3), "peak_mib": _peak_mib()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -326,6 +401,12 @@ def main() -> int:
     waterfall2 = sub.add_parser("waterfall2", help="WaterfallV2's gas: the library alone, through the engine, "
                                                   "as a transaction; 5 tranches and 8 triggers, and v1's example")
     waterfall2.set_defaults(func=bench_waterfall2)
+    analytics = sub.add_parser("analytics", help="projection, breakeven and stress grid; numpy vs plain Python")
+    analytics.add_argument("--loans", type=int, default=100_000)
+    analytics.add_argument("--periods", type=int, default=36)
+    analytics.add_argument("--workers", type=int, default=2)
+    analytics.add_argument("--seed", type=int, default=1)
+    analytics.set_defaults(func=bench_analytics)
     args = parser.parse_args()
     print(json.dumps(args.func(args)))
     return 0

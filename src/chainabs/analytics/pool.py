@@ -11,7 +11,7 @@ prepaid = (performing balance - scheduled) x smm. Recoveries are the recovery ra
 purchase, at the assumed reinvestment rate and term.
 
 Floats describe expected loan behaviour; the figures handed to the waterfall are integers by
-one rule: each series (interest, principal, defaults, recoveries) is the floor of its running
+one rule: each series (interest, principal, defaults) is the floor of its running
 float total less the floor of its running total one period before, so no series drifts a unit
 from its float sum and none is ever negative. The pool is then conserved exactly: defaults
 are capped at the integer balance B0 and principal at B0 - defaults, the integer balance
@@ -112,7 +112,6 @@ class PoolProjection:
         self._float = {"interest": 0.0, "principal": 0.0, "defaults": 0.0}
         self._given = {"interest": 0, "principal": 0, "defaults": 0, "recoveries": 0}
         self._defaults: list[int] = []
-        self._recovered_float = 0.0
 
     @property
     def loan_count(self) -> int:
@@ -147,9 +146,8 @@ class PoolProjection:
         i = self._step("interest", float(interest.sum()))
         self._given["interest"] += i
         self._defaults.append(d)
-        lagged = self._defaults[-1 - self.a.lag] if len(self._defaults) > self.a.lag else 0
-        self._recovered_float += lagged * self.a.recovery_bps / BPS
-        rec = math.floor(self._recovered_float) - self._given["recoveries"]
+        due = sum(self._defaults[:max(0, len(self._defaults) - self.a.lag)]) * self.a.recovery_bps // BPS
+        rec = due - self._given["recoveries"]
         self._given["recoveries"] += rec
         self.balance = b0 - p - d
         dq = self.balance * self.a.dq60_bps // BPS
@@ -173,4 +171,10 @@ class PoolProjection:
 
     @property
     def exhausted(self) -> bool:
-        return self.balance == 0
+        """No balance left and no recovery still to come."""
+        return self.balance == 0 and not self.recoveries_pending
+
+    @property
+    def recoveries_pending(self) -> bool:
+        """Defaults whose recoveries (at the assumed rate, after the lag) are not all paid yet."""
+        return sum(self._defaults) * self.a.recovery_bps // BPS > self._given["recoveries"]

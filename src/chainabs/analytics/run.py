@@ -64,7 +64,8 @@ def project_deal(deal: DealParams, pool: PoolProjection, *, state: DealState | N
                  periods: int = 360, call: bool = False,
                  prices: Mapping[str, float] | None = None, average_loan: int = 1) -> Projection:
     """Run `pool` through the deal from `state` (closing by default) for up to `periods`
-    periods, stopping once the pool and every tranche are paid down or the deal is called."""
+    periods, stopping once the pool and every tranche are paid down and every assumed recovery
+    is in (it goes to the residual tranche), or the deal is called."""
     if isinstance(periods, bool) or not isinstance(periods, int) or not 1 <= periods <= MAX_PERIODS:
         raise InvalidInput(f"--periods must be from 1 to {MAX_PERIODS}, got {periods!r}")
     prices = dict(prices or {})
@@ -83,7 +84,7 @@ def project_deal(deal: DealParams, pool: PoolProjection, *, state: DealState | N
     limit = deal.cleanup_call_bps * deal.initial_balance
     for _ in range(periods):
         if state.called or (state.pool_balance == 0 and sum(state.tranche_balances) == 0
-                            and state.principal_account == 0):
+                            and state.principal_account == 0 and not pool.recoveries_pending):
             break
         t = state.period + 1
         c = pool.collect()

@@ -59,3 +59,27 @@ def test_unknown_tranche_and_what(source) -> None:  # type: ignore[no-untyped-de
         breakeven(source.deal, source.loans, Assumptions(), tranche="Class Z")
     with pytest.raises(InvalidInput, match="^--what "):
         breakeven(source.deal, source.loans, Assumptions(), tranche="Class A", what="yield")
+
+
+def test_missed_interest_breakeven() -> None:
+    """Bullet loans, a senior coupon close to the pool's rate, no reserve: interest is first missed at some
+    CDR, exactly (missed there, paid in full 1 bp below); a coupon above it misses at CDR 0."""
+    from chainabs.analytics.inputs import LoanArrays
+    from chainabs.waterfall import DealParams, TrancheSpec
+
+    loans = LoanArrays(outstanding=[400_000_000] * 5, rate_bps=[1200] * 5, remaining=[12, 18, 24, 30, 36],
+                       repayment=[1] * 5)  # bullet loans: until maturity the cash is interest and recoveries
+
+    def deal(coupon: int) -> DealParams:
+        return DealParams(tranches=(TrancheSpec("A", "A", 1_800_000_000, coupon), TrancheSpec("B", "B", 200_000_000, 0)),
+                          servicer_fee_bps=0, reserve_target_bps=0, initial_reserve=0, default_trigger_bps=10_000)
+
+    a = Assumptions(recovery_bps=5000, lag=1)
+    assert breakeven(deal(1500), loans, a, tranche="A", what="interest").cdr_bps == 0
+    be = breakeven(deal(1300), loans, a, tranche="A", what="interest")
+    assert be.cdr_bps is not None and be.cdr_bps > 0
+
+    def missed(cdr: int) -> bool:
+        run = project_deal(deal(1300), loans.projection(replace(a, cdr_bps=cdr)), average_loan=loans.average)
+        return hits(run, 0, "interest")
+    assert missed(be.cdr_bps) and not missed(be.cdr_bps - 1)

@@ -250,6 +250,12 @@ def nesting_bodies(size: int) -> dict[str, bytes]:
     }
 
 
+def bench_guard(args: argparse.Namespace) -> dict:
+    from bench_guard import bench_guard as run
+
+    return run(args)
+
+
 def bench_nesting(args: argparse.Namespace) -> dict:
     """Seconds the API's nesting check (chainabs.jsondepth) takes on adversarial bodies, and the
     regex it replaced on the sizes up to --old-up-to (it is quadratic: 16 s at 32 kB)."""
@@ -398,6 +404,9 @@ def main() -> int:
     nesting.add_argument("--sizes", default="32768,1048576,67108864", help="body sizes in bytes, comma-separated")
     nesting.add_argument("--old-up-to", type=int, default=32768, help="time the old regex up to this size")
     nesting.set_defaults(func=bench_nesting)
+    guard = sub.add_parser("guard", help="/health's latency after and during each hostile request of issue 14")
+    guard.add_argument("--rounds", type=int, default=5, help="times each attack is sent")
+    guard.set_defaults(func=bench_guard)
     waterfall2 = sub.add_parser("waterfall2", help="WaterfallV2's gas: the library alone, through the engine, "
                                                   "as a transaction; 5 tranches and 8 triggers, and v1's example")
     waterfall2.set_defaults(func=bench_waterfall2)

@@ -4,8 +4,6 @@ of `check_purchase` and of `chainabs purchase check` build alike."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ from chainabs.datadir import DataDir, PoolDir, PoolRecord
 from chainabs.dealfile import DealFile, parse_deal_file
 from chainabs.pool import commit, committed_rows
 from chainabs.tape import COLUMNS, apply_eligibility, parse_tape
+from support import csv_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 REVOLVING = (ROOT / "examples" / "deal-revolving.toml").read_text()
@@ -48,12 +47,7 @@ def loan(loan_id: str, *, borrower: str | None = None, outstanding: str = "1000.
 
 
 def tape_bytes(rows: list[dict[str, str]], columns: list[str] | tuple[str, ...] = COLUMNS) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([r.get(c, "") for c in columns])
-    return out.getvalue().encode()
+    return csv_bytes(rows, columns)
 
 
 def write_tape(path: Path, rows: list[dict[str, str]]) -> Path:

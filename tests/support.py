@@ -4,6 +4,8 @@ generated tape and a valid tape row."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import subprocess
@@ -157,6 +159,16 @@ def demo_deal(tmp_path_factory: pytest.TempPathFactory, name: str, *, loans: int
     ctx = open_context(data_dir=data, create=False)
     handle, files = open_deal(ctx)
     return DemoDeal(data, ctx, handle, files, Store.open(data, chain_id=ctx.chain.chain_id))
+
+
+def csv_bytes(rows: list[dict[str, str]], columns: list[str] | tuple[str, ...]) -> bytes:
+    """A CSV tape of `rows` (cells by column name, missing ones empty) under `columns`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([r.get(c, "") for c in columns])
+    return out.getvalue().encode()
 
 
 def tape_file(tmp_path_factory: pytest.TempPathFactory, loans: int, seed: int) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import subprocess
@@ -33,6 +31,7 @@ from chainabs.tape import (
 )
 from chainabs.tape import cells as tape_cells
 from support import GOOD_ROW
+from support import csv_bytes as support_csv_bytes
 
 GOOD = GOOD_ROW
 
@@ -42,12 +41,7 @@ def row(n: int, **cells: str) -> dict[str, str]:
 
 
 def csv_bytes(rows: list[dict[str, str]], columns: tuple[str, ...] | list[str] = COLUMNS) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([r.get(c, "") for c in columns])
-    return out.getvalue().encode()
+    return support_csv_bytes(rows, columns)
 
 
 def jsonl_bytes(rows: list[dict[str, str]]) -> bytes:

@@ -9,7 +9,7 @@ import sys
 
 from chainabs.chain.lock import NodeRecord, remove_node, write_node
 from chainabs.chain.node import EmbeddedNode, rpc_app
-from chainabs.commands.serve import _sigterm_as_interrupt, bind, url_of
+from chainabs.commands.serve import bind, run_until_stopped, url_of
 from chainabs.context import hold_embedded
 from chainabs.datadir import DataDir
 from chainabs.errors import InvalidInput
@@ -49,11 +49,7 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
         config = uvicorn.Config(rpc_app(EmbeddedNode(chain)), lifespan="off", access_log=False,
                                 log_level="debug" if args.debug else "warning")
-        with _sigterm_as_interrupt():
-            try:
-                uvicorn.Server(config).run(sockets=[sock])
-            except KeyboardInterrupt:
-                pass
+        run_until_stopped(config, sock)
     finally:
         sock.close()
         remove_node(directory, record.url)

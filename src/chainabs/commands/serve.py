@@ -115,6 +115,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_until_stopped(config: Any, sock: socket.socket) -> None:
+    """Run uvicorn with `config` (a uvicorn.Config) on the bound `sock` until SIGINT or SIGTERM."""
+    import uvicorn
+
+    with _sigterm_as_interrupt():
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+
+
 def serve(settings: Settings, ctx: Context, *, store: Store | None = None, sock: socket.socket | None = None,
           debug: bool = False, access_log: bool = True, out: TextIO | None = None) -> int:
     """Serve the audit API over `ctx` (the indexer running beside it) until SIGINT or SIGTERM;
@@ -142,11 +153,7 @@ def serve(settings: Settings, ctx: Context, *, store: Store | None = None, sock:
               f"{rpc_note}; data dir {ctx.data_dir}; Ctrl-C stops it", file=out or sys.stdout, flush=True)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, access_log=access_log,
                                 log_level="debug" if debug else "info", lifespan="on")
-        with _sigterm_as_interrupt():
-            try:
-                uvicorn.Server(config).run(sockets=[sock])
-            except KeyboardInterrupt:
-                pass
+        run_until_stopped(config, sock)
     finally:
         sock.close()
         if node_record is not None and isinstance(chain, EmbeddedChain) and chain.journal is not None:

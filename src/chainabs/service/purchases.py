@@ -220,6 +220,11 @@ def _outstanding(loan: CommittedLoan) -> int:
     return 0 if loan.status in _GONE else loan.outstanding_units
 
 
+def _more_over(count: int, noun: str) -> str:
+    """'; 2 more regions over it' after a breach's sentence, or nothing."""
+    return f"; {count} more {noun}{'s' if count != 1 else ''} over it" if count else ""
+
+
 def _check_limits(held: Sequence[CommittedLoan], bought: Sequence[CommittedLoan], limits: ConcentrationLimits,
                   *, decimals: int, currency: str) -> Concentration:
     """The figures after the purchase; PurchaseRefused with every limit they break."""
@@ -240,8 +245,7 @@ def _check_limits(held: Sequence[CommittedLoan], bought: Sequence[CommittedLoan]
     breaches: list[Breach] = []
     cap = limits.max_region_share_bps
     if cap is not None and region_units * BPS > cap * after:
-        over = sum(units * BPS > cap * after for units in regions.values()) - 1
-        also = f"; {over} more region{'s' if over != 1 else ''} over it" if over else ""
+        also = _more_over(sum(units * BPS > cap * after for units in regions.values()) - 1, "region")
         breaches.append(_breach(
             "max_region_share",
             f"region {_region(region)} would hold {percent(figures.largest_region_share_bps)} of the pool "
@@ -249,8 +253,7 @@ def _check_limits(held: Sequence[CommittedLoan], bought: Sequence[CommittedLoan]
             held, bought, lambda x: x.region == region))
     most = limits.max_borrower_outstanding_units
     if most is not None and borrower_units > most:
-        over = sum(units > most for units in borrowers.values()) - 1
-        also = f"; {over} more borrower{'s' if over != 1 else ''} over it" if over else ""
+        also = _more_over(sum(units > most for units in borrowers.values()) - 1, "borrower")
         breaches.append(_breach(
             "max_borrower_outstanding",
             f"borrower {borrower} would owe {format_units(borrower_units, decimals)} {currency} ({borrower_units} "

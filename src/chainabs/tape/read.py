@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chainabs.errors import CellError, TapeError
+from chainabs.jsondepth import nested_deeper_than
 from chainabs.tape.cells import _COLUMN_SET, _SKIP, _Checker
 from chainabs.tape.model import (
     COLUMNS,
@@ -185,29 +186,6 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]").search
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]").search
 
 
-def _json_depth(s: str) -> int:
-    """Deepest bracket nesting outside strings. The C decoder recurses on the C stack, and with
-    the recursion limit some libraries set (py_ecc: 100000) deep nesting would crash it."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for c in s:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c == "[" or c == "{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c == "]" or c == "}":
-            depth -= 1
-    return deepest
-
-
 def _json_reason(s: str) -> str:
     try:
         _JSON.decode(s)
@@ -226,7 +204,8 @@ def _read_jsonl(text: str, check: _Checker) -> None:
         s = raw.strip()
         if not s:
             continue
-        if s.count("[") + s.count("{") > _MAX_JSON_DEPTH and _json_depth(s) > _MAX_JSON_DEPTH:
+        if (s.count("[") + s.count("{") > _MAX_JSON_DEPTH  # most lines stop here, unencoded
+                and nested_deeper_than(s.encode("utf-8", "surrogatepass"), _MAX_JSON_DEPTH)):
             error(number, "", s, "not valid JSON: nested too deeply")
             continue
         try:

@@ -80,6 +80,10 @@ def test_cast_and_web3_against_chainabs_node(tmp_path: Path) -> None:
         assert int(run_cast("block-number")) == w3.eth.block_number == 1
         assert w3.eth.get_balance(other) == before + 12345
         assert run_cast("tx", sent["transactionHash"], "from").lower() == dev.lower()
+        # calls and estimates without --from: cast sends the zero address, which cannot pay the
+        # default fee here (Geth runs such calls at a gas price of 0)
+        assert run_cast("call", other) == "0x"
+        assert int(run_cast("estimate", other, "--value", "0")) == 21_000
 
         # web3.py: a signed transaction, its receipt and block, the fee market, nonces, logs
         account = Account.from_key(embedded_keys()[2])

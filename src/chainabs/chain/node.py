@@ -54,6 +54,7 @@ RPC_PATH = "/rpc"
 MAX_RPC_BODY = 64 * 1024 * 1024  # a mint batch's calldata, hex-encoded, with room to spare
 MAX_RPC_DEPTH = 64
 MAX_BATCH = 1000
+ZERO_ADDRESS = "0x" + "0" * 40
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, SERVER_ERROR, REVERTED = (
     -32700, -32600, -32601, -32602, -32000, 3)
@@ -191,6 +192,8 @@ class EmbeddedNode:
             call = dict(params[0])
             call["data"] = call.pop("input")
             params = [call, *params[1:]]
+        if method in ("eth_call", "eth_estimateGas") and params and isinstance(params[0], dict):
+            params = [self._affordable(params[0]), *params[1:]]
         if method in ("eth_call", "eth_estimateGas") and params[1:2] == ["pending"]:
             params = [params[0], "latest", *params[2:]]  # every transaction is mined at once: the same state
         response = self._request(method, params)
@@ -238,6 +241,26 @@ class EmbeddedNode:
         return RpcFailure(SERVER_ERROR, (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300])
 
     # -- what eth-tester does not do as a node ----------------------------------------------
+
+    def _affordable(self, call: dict[str, Any]) -> dict[str, Any]:
+        """A call with no gas and no fee given: Geth runs it at a gas price of 0, but eth-tester
+        charges its default fee (twice the base fee and a tip) for the whole block's gas and refuses a
+        sender that cannot pay. Give it the gas its sender's balance pays for at that fee (at
+        most the block's limit); cast's stand-in for "no sender", the zero address, when that is
+        too little, becomes no sender (eth-tester then calls from its first account). What the
+        caller set is kept."""
+        if "gas" in call or "from" not in call or {"gasPrice", "maxFeePerGas", "maxPriorityFeePerGas"} & call.keys():
+            return call
+        try:
+            balance = int(self.chain.w3.eth.get_balance(call["from"]))
+        except (ValueError, TypeError):
+            return call  # a malformed address: the call's own answer says so
+        gas = min(self.chain.gas_limit, balance // (2 * self._base_fee() + 2 * 10**9))  # eth-tester adds a tip
+        if gas >= 21_000:
+            return {**call, "gas": hex(gas)}
+        if str(call["from"]).lower() == ZERO_ADDRESS:
+            return {k: v for k, v in call.items() if k != "from"}
+        return call
 
     def _base_fee(self) -> int:
         return int(self.chain.backend.chain.get_block().header.base_fee_per_gas or 0)
